@@ -1,0 +1,38 @@
+"""Regenerate the figures in docs/benchmarks.md.
+
+``python pipelines/benchmark.py ner [--data ../shared/data] [--epochs 10]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from spanfirst.bench.report import write_section
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("suite", choices=["ner"])
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
+    ap.add_argument("--workdir", type=Path, default=None, help="where runs go (default: a temporary folder)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="spanfirst-bench-") as tmp:
+        work = args.workdir or Path(tmp)
+        if args.suite == "ner":
+            from spanfirst.bench.ner import run
+
+            body = run(args.data.resolve(), work, epochs=args.epochs)
+    write_section(args.doc, args.suite, body)
+    print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""One typed config per run.
+
+Every part of a run (readers, model, training loop, evaluation, sweeps) reads a single
+:class:`RunConfig`. It is loaded from YAML, strict about unknown keys (a typo such as
+``warmup_ratoi`` is an error naming the key, not a silently ignored setting) and lax about
+number spelling (YAML reads ``1e-5`` as a string; pydantic coerces it to a float).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the file and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+DataFormat = Literal["auto", "klue_bio", "surface_jsonl", "span_jsonl", "conll", "klue_re_csv", "re_jsonl"]
+
+
+class DataConfig(_Strict):
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    format: DataFormat = "auto"
+    # CoNLL-style columns: which whitespace-separated column holds the token and which the tag.
+    conll_token_column: int = 0
+    conll_tag_column: int = -1
+    conll_scheme: Literal["auto", "iob1", "iob2", "bioes"] = "auto"
+    # Fixed label order; derived (sorted) from the training data when empty.
+    labels: list[str] = Field(default_factory=list)
+    max_train_examples: int | None = None
+    max_dev_examples: int | None = None
+    # Relation extraction: label list file, negative class, rows whose entity word mismatches the text.
+    relation_list: str | None = None
+    negative_label: str = "no_relation"
+    on_entity_mismatch: Literal["fail", "skip"] = "fail"
+
+
+class LoraConfig(_Strict):
+    enabled: bool = False
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: ["query", "key", "value"])
+
+
+class TinyBackboneConfig(_Strict):
+    """Shape of the offline backbone built when ``model.backbone`` is ``tiny``."""
+
+    vocab_size: int = Field(3000, ge=100)
+    hidden_size: int = Field(128, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(2, ge=1)
+    intermediate_size: int = Field(256, ge=8)
+    seed: int = 0
+
+
+class ModelConfig(_Strict):
+    # A hub name (xlm-roberta-base), a local directory, or "tiny": a 2-layer XLM-R built offline
+    # from the training texts and loaded through the same from_pretrained path.
+    backbone: str = "xlm-roberta-base"
+    head: Literal["span_first"] = "span_first"
+    max_length: int = Field(128, ge=8)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    tiny: TinyBackboneConfig = Field(default_factory=TinyBackboneConfig)
+
+
+class TopKConfig(_Strict):
+    """Dynamic number of start candidates: k = min(k_max, max(k_min, ceil(alpha*T) + beta))."""
+
+    k_min: int = Field(4, ge=1)
+    k_max: int = Field(12, ge=1)
+    alpha: float = Field(0.12, ge=0.0)
+    beta: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> "TopKConfig":
+        if self.k_min > self.k_max:
+            raise ValueError(f"k_min ({self.k_min}) must not exceed k_max ({self.k_max})")
+        return self
+
+
+class NerConfig(_Strict):
+    # Length bins as inclusive [low, high] token lengths; spans longer than the last bin fall in it.
+    length_bins: list[tuple[int, int]] = Field(default_factory=lambda: [(1, 1), (2, 2), (3, 4), (5, 6)])
+    # The length each bin expands a start candidate into (one per bin).
+    representative_lengths: list[int] = Field(default_factory=lambda: [1, 2, 3, 6])
+    top_k: TopKConfig = Field(default_factory=TopKConfig)
+    nms_iou: float = Field(0.5, gt=0.0, le=1.0)
+    max_outputs: int = Field(10, ge=1)
+    nesting: Literal["allow", "partial", "forbid"] = "forbid"
+    score_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    # Losses
+    start_focal_gamma: float = Field(2.0, ge=0.0)
+    start_focal_alpha: float = Field(0.25, ge=0.0, le=1.0)
+    soft_start_labels: bool = False
+    soft_start_neighbour: float = Field(0.3, ge=0.0, le=1.0)
+    # None: w = 1/log(1.1 + freq) from the training data; a list overrides (one weight per bin).
+    length_class_weights: list[float] | None = None
+    type_label_smoothing: float = Field(0.05, ge=0.0, lt=1.0)
+    type_class_weights: Literal["auto", "none"] = "auto"
+    hard_negatives: int = Field(2, ge=0)
+    partial_credit: bool = False
+    loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # start, length, type
+
+    @model_validator(mode="after")
+    def _bins(self) -> "NerConfig":
+        prev = 0
+        for low, high in self.length_bins:
+            if low != prev + 1 or high < low:
+                raise ValueError(f"length_bins must be contiguous inclusive ranges from 1, got {self.length_bins}")
+            prev = high
+        if len(self.representative_lengths) != len(self.length_bins):
+            raise ValueError("representative_lengths needs one length per length bin")
+        for (low, high), rep in zip(self.length_bins, self.representative_lengths):
+            if not low <= rep <= high:
+                raise ValueError(f"representative length {rep} lies outside its bin [{low}, {high}]")
+        if self.length_class_weights is not None and len(self.length_class_weights) != len(self.length_bins):
+            raise ValueError("length_class_weights needs one weight per length bin")
+        return self
+
+
+class ReConfig(_Strict):
+    """Relation extraction: entity markers, entity representation and the classifier loss."""
+
+    # none | entity ([E1] ... [/E1]) | typed_entity ([E1-ORG] ... [/E1-ORG], added special tokens)
+    # | typed_punct (@ * ORG * subject @ ... # ^ PER ^ object #, no new tokens)
+    marker_style: Literal["none", "entity", "typed_entity", "typed_punct"] = "typed_punct"
+    # cls | marker (entity-start marker states) | mean (span mean) | attention (learned span attention)
+    pooling: Literal["cls", "marker", "mean", "attention"] = "marker"
+    use_cls: bool = False  # also concatenate the [CLS] state to the subject/object vectors
+    focal_gamma: float = Field(0.0, ge=0.0)  # 0 is plain cross-entropy
+    focal_alpha: float | list[float] | None = None  # a scalar, or one weight per relation label
+    label_smoothing: float | Literal["auto"] = 0.0  # "auto": entropy-based epsilon from the train labels
+    smoothing_min: float = Field(0.05, ge=0.0, lt=1.0)
+    smoothing_max: float = Field(0.2, ge=0.0, lt=1.0)
+    class_weights: Literal["none", "auto"] = "none"  # auto: inverse-log-frequency of the train labels
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "ReConfig":
+        if isinstance(self.label_smoothing, float) and not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1) or 'auto', got {self.label_smoothing}")
+        if self.smoothing_min > self.smoothing_max:
+            raise ValueError(f"smoothing_min ({self.smoothing_min}) must not exceed smoothing_max ({self.smoothing_max})")
+        return self
+
+
+class TrainConfig(_Strict):
+    num_workers: int = Field(2, ge=1)
+    use_gpu: bool = False
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(16, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    lr_backbone: float = Field(2e-5, gt=0.0)
+    lr_heads: float = Field(1e-4, gt=0.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    scheduler: Literal[
+        "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"
+    ] = "linear"
+    grad_clip: float = Field(1.0, ge=0.0)
+    early_stopping_patience: int = Field(2, ge=0)  # 0 disables early stopping
+    # Two-stage recipe: this many epochs train the heads on a frozen backbone, then the backbone
+    # (or its LoRA adapters) joins.
+    freeze_backbone_epochs: int = Field(0, ge=0)
+    seed: int = 42
+    threads_per_worker: int = Field(1, ge=1)
+    output_dir: str = "runs/default"
+
+
+class RunConfig(_Strict):
+    task: Literal["ner", "re"] = "ner"
+    name: str = "run"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    ner: NerConfig = Field(default_factory=NerConfig)
+    re: ReConfig = Field(default_factory=ReConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v or "/" in v:
+            raise ValueError("name must be a non-empty string without '/'")
+        return v
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+# Fields holding input paths: relative values are resolved against the config file's folder,
+# so a packaged config finds its packaged sample from any working directory.
+_INPUT_PATHS = ("data.train", "data.dev", "data.test", "data.relation_list")
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{key}'")
+        else:
+            lines.append(f"{source}: key '{key}': {e['msg']}")
+    return "\n".join(lines)
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{dotted}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _get_dotted(tree: dict[str, Any], dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``train.lr_heads=3e-4`` -> ("train.lr_heads", 3e-4); the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' must look like key.path=value")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, source)) from None
+
+
+def apply_overrides(cfg: RunConfig, overrides: dict[str, Any], source: str = "override") -> RunConfig:
+    """A new config with dotted-path values replaced; unknown paths are rejected by name."""
+    tree = cfg.to_dict()
+    for key, value in overrides.items():
+        if _get_dotted(tree, key) is None and not _path_known(key):
+            raise ConfigError(f"{source}: unknown key '{key}'")
+        _set_dotted(tree, key, copy.deepcopy(value))
+    return config_from_dict(tree, source)
+
+
+def _path_known(dotted: str) -> bool:
+    """Whether a dotted path names a field of RunConfig (fields whose value may be None)."""
+    model: Any = RunConfig
+    for part in dotted.split("."):
+        fields = getattr(model, "model_fields", None)
+        if fields is None or part not in fields:
+            return False
+        annotation = fields[part].annotation
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return True
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read a run config from YAML, resolve input paths, apply ``key=value`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    base = path.resolve().parent
+    for dotted in _INPUT_PATHS:
+        value = _get_dotted(raw, dotted)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            _set_dotted(raw, dotted, str((base / value).resolve()))
+    backbone = _get_dotted(raw, "model.backbone")
+    if isinstance(backbone, str) and backbone.startswith((".", "/")):
+        _set_dotted(raw, "model.backbone", str((base / backbone).resolve()))
+    cfg = config_from_dict(raw, str(path))
+    if overrides:
+        cfg = apply_overrides(cfg, dict(parse_override(o) for o in overrides), "--set")
+        # Paths given on the command line are relative to the working directory; make them
+        # absolute here because Ray workers run elsewhere.
+        for dotted in _INPUT_PATHS:
+            section, field = dotted.split(".")
+            value = getattr(getattr(cfg, section), field)
+            if value and not Path(value).is_absolute():
+                setattr(getattr(cfg, section), field, str(Path(value).resolve()))
+    return cfg
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")

@@ -1,0 +1,1 @@
+"""Data: canonical examples, readers for each on-disk format, tokenizer alignment."""

@@ -1,0 +1,193 @@
+"""The span-first NER model: encoder + start head + length-bin head + type head.
+
+Training and inference share one candidate generator (dynamic top-k starts expanded by
+the representative length of each bin); the type head scores mean-pooled candidate spans
+with class 0 meaning "no entity". Everything in ``forward`` is batched tensor work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spanfirst.config import NerConfig
+from spanfirst.losses import binary_focal_loss, focal_cross_entropy, iou_partial_credit_weights, soft_start_targets
+from spanfirst.ner.candidates import Candidates, generate_candidates, length_to_bin
+from spanfirst.ner.nms import nms_1d
+
+
+@dataclass
+class GoldSpans:
+    """Flat gold token spans of a batch (end inclusive; type ids start at 1)."""
+
+    batch: Tensor  # (G,)
+    start: Tensor  # (G,)
+    end: Tensor  # (G,)
+    type: Tensor  # (G,)
+
+
+@dataclass
+class SpanFirstOutput:
+    loss: Tensor | None
+    start_loss: Tensor | None
+    length_loss: Tensor | None
+    type_loss: Tensor | None
+    start_logits: Tensor  # (B, T)
+    length_logits: Tensor  # (B, T, n_bins)
+    hidden: Tensor  # (B, T, H)
+
+
+@dataclass
+class DecodedBatch:
+    spans: list[list[tuple[int, int, int, float]]]  # per sentence: (tok_start, tok_end, type_id, score)
+    candidates: Candidates
+    candidates_per_sentence: list[int]
+    length_pred: Tensor  # (B, T) argmax length bin at every token
+
+
+def span_mean(hidden: Tensor, batch: Tensor, start: Tensor, end: Tensor) -> Tensor:
+    """Mean of ``hidden[b, s:e+1]`` for every (b, s, e) via a prefix sum: (N, H)."""
+    csum = F.pad(hidden.cumsum(dim=1), (0, 0, 1, 0))  # (B, T+1, H); csum[:, i] = sum of the first i
+    total = csum[batch, end + 1] - csum[batch, start]  # (N, H)
+    return total / (end - start + 1).unsqueeze(-1).to(hidden.dtype)
+
+
+class SpanFirstModel(nn.Module):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_types: int,
+        cfg: NerConfig,
+        dropout: float = 0.1,
+        length_weights: Tensor | None = None,
+        type_weights: Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        hidden = encoder.config.hidden_size
+        self.encoder = encoder
+        self.cfg = cfg
+        self.num_types = num_types
+        self.dropout = nn.Dropout(dropout)
+        self.start_head = nn.Linear(hidden, 1)
+        self.length_head = nn.Linear(hidden, len(cfg.length_bins))
+        self.type_head = nn.Linear(hidden, num_types + 1)  # class 0: no entity
+        self.register_buffer("length_weights", length_weights if length_weights is not None else torch.ones(len(cfg.length_bins)))
+        self.register_buffer("type_weights", type_weights if type_weights is not None else torch.ones(num_types + 1))
+
+    def heads(self) -> list[nn.Module]:
+        return [self.start_head, self.length_head, self.type_head]
+
+    def encode(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, text_mask: Tensor, gold: GoldSpans | None = None
+    ) -> SpanFirstOutput:
+        hidden = self.dropout(self.encode(input_ids, attention_mask))  # (B, T, H)
+        start_logits = self.start_head(hidden).squeeze(-1)  # (B, T)
+        length_logits = self.length_head(hidden)  # (B, T, n_bins)
+        out = SpanFirstOutput(None, None, None, None, start_logits, length_logits, hidden)
+        if gold is None:
+            return out
+        cfg = self.cfg
+        text_mask = text_mask.bool()
+
+        # Start: focal loss over text tokens, optionally with soft neighbour labels.
+        target = torch.zeros_like(start_logits)
+        target[gold.batch, gold.start] = 1.0
+        if cfg.soft_start_labels:
+            target = soft_start_targets(target, cfg.soft_start_neighbour, text_mask)
+        start_loss = binary_focal_loss(
+            start_logits, target, alpha=cfg.start_focal_alpha, gamma=cfg.start_focal_gamma, mask=text_mask
+        )
+
+        # Length: class-weighted CE at gold start tokens only.
+        gold_bins = length_to_bin(gold.end - gold.start + 1, cfg.length_bins)
+        if gold.batch.numel():
+            length_loss = F.cross_entropy(
+                length_logits[gold.batch, gold.start], gold_bins, weight=self.length_weights
+            )
+        else:
+            length_loss = length_logits.sum() * 0.0
+
+        type_loss = self._type_loss(hidden, start_logits.detach(), text_mask, gold)
+        w_start, w_len, w_type = cfg.loss_weights
+        out.loss = w_start * start_loss + w_len * length_loss + w_type * type_loss
+        out.start_loss, out.length_loss, out.type_loss = start_loss, length_loss, type_loss
+        return out
+
+    def _type_loss(self, hidden: Tensor, start_logits: Tensor, text_mask: Tensor, gold: GoldSpans) -> Tensor:
+        """Type CE on gold spans plus the hardest non-gold candidates of each sentence."""
+        cfg = self.cfg
+        cands = generate_candidates(start_logits, text_mask, cfg.top_k, cfg.representative_lengths, cfg.length_bins)
+        B = hidden.shape[0]
+        weight, target = iou_partial_credit_weights(
+            cands.batch_index, cands.start, cands.end, gold.batch, gold.start, gold.end, gold.type
+        )  # (N,), (N,)
+        exact = weight >= 1.0 - 1e-6
+        negative = weight <= 0.0
+        # Hard negatives: the non-gold candidates with the highest start logits, per sentence.
+        neg_score = torch.where(negative, start_logits[cands.batch_index, cands.start], torch.full_like(weight, -1e9))
+        keep_neg = _top_per_group(cands.batch_index, neg_score, cfg.hard_negatives, B) & negative
+        if cfg.partial_credit:
+            partial = ~negative & ~exact  # overlapping a gold span: IoU-weighted credit for its type
+        else:
+            partial = torch.zeros_like(negative)
+        sel = keep_neg | partial
+        batch = torch.cat([gold.batch, cands.batch_index[sel]])
+        start = torch.cat([gold.start, cands.start[sel]])
+        end = torch.cat([gold.end, cands.end[sel]])
+        labels = torch.cat([gold.type, torch.where(partial[sel], target[sel], torch.zeros_like(target[sel]))])
+        sample_w = torch.cat([torch.ones_like(gold.start, dtype=hidden.dtype), torch.where(
+            partial[sel], weight[sel].to(hidden.dtype), torch.ones_like(weight[sel], dtype=hidden.dtype)
+        )])
+        if batch.numel() == 0:
+            return hidden.sum() * 0.0
+        logits = self.type_head(span_mean(hidden, batch, start, end))  # (S, K+1)
+        return focal_cross_entropy(
+            logits, labels, label_smoothing=cfg.type_label_smoothing, class_weights=self.type_weights,
+            sample_weights=sample_w,
+        )
+
+    @torch.no_grad()
+    def decode(self, input_ids: Tensor, attention_mask: Tensor, text_mask: Tensor) -> DecodedBatch:
+        """Candidates -> score = p_start * p_len(bin) * p_type -> threshold -> 1D NMS per sentence."""
+        cfg = self.cfg
+        out = self.forward(input_ids, attention_mask, text_mask)
+        text_mask = text_mask.bool()
+        cands = generate_candidates(out.start_logits, text_mask, cfg.top_k, cfg.representative_lengths, cfg.length_bins)
+        b, s, e = cands.batch_index, cands.start, cands.end
+        p_start = torch.sigmoid(out.start_logits[b, s])
+        p_len = torch.softmax(out.length_logits[b, s].float(), dim=-1).gather(1, cands.bin.unsqueeze(1)).squeeze(1)
+        type_probs = torch.softmax(self.type_head(span_mean(out.hidden, b, s, e)).float(), dim=-1)
+        p_type, type_id = type_probs[:, 1:].max(dim=-1)
+        score = (p_start.float() * p_len * p_type).cpu()
+        type_id = (type_id + 1).cpu()
+        b, s, e = b.cpu(), s.cpu(), e.cpu()
+        B = input_ids.shape[0]
+        spans: list[list[tuple[int, int, int, float]]] = [[] for _ in range(B)]
+        counts = torch.bincount(b, minlength=B).tolist()
+        for i in range(B):  # post-processing over a handful of candidates per sentence
+            idx = ((b == i) & (score >= cfg.score_threshold)).nonzero().squeeze(1)
+            if idx.numel() == 0:
+                continue
+            keep = nms_1d(s[idx], e[idx], score[idx], cfg.nms_iou, cfg.max_outputs, cfg.nesting)
+            spans[i] = [(int(s[idx[k]]), int(e[idx[k]]), int(type_id[idx[k]]), float(score[idx[k]])) for k in keep]
+        return DecodedBatch(spans, cands, counts, out.length_logits.argmax(dim=-1).cpu())
+
+
+def _top_per_group(group: Tensor, score: Tensor, k: int, num_groups: int) -> Tensor:
+    """Mask of the ``k`` highest-scoring items within each group (vectorised)."""
+    if k <= 0 or group.numel() == 0:
+        return torch.zeros_like(group, dtype=torch.bool)
+    order = torch.argsort(score, descending=True, stable=True)
+    order = order[torch.argsort(group[order], stable=True)]  # grouped, best first within group
+    sorted_group = group[order]
+    first = torch.searchsorted(sorted_group, torch.arange(num_groups, device=group.device))
+    rank = torch.arange(group.numel(), device=group.device) - first[sorted_group]
+    mask = torch.zeros_like(group, dtype=torch.bool)
+    mask[order] = rank < k
+    return mask

@@ -1,0 +1,171 @@
+"""Span-first NER as a task of the training loop."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from spanfirst.backbone import TINY, apply_lora, ensure_tiny_backbone, load_encoder, load_tokenizer
+from spanfirst.config import RunConfig
+from spanfirst.data.alignment import AlignedExample, token_to_char_span
+from spanfirst.data.readers import label_set, read_ner
+from spanfirst.losses import inverse_log_frequency_weights
+from spanfirst.ner.baseline import DictionaryBaseline
+from spanfirst.ner.candidates import length_to_bin, structural_reach
+from spanfirst.ner.evaluation import SentencePrediction, ner_report, summary
+from spanfirst.ner.features import align_examples, collate
+from spanfirst.ner.model import SpanFirstModel
+from spanfirst.tasks import Task, register, to_device
+
+
+def read_split(cfg: RunConfig, path: str | None, limit: int | None):
+    if not path:
+        return []
+    d = cfg.data
+    return read_ner(
+        path, d.format, conll_token_column=d.conll_token_column, conll_tag_column=d.conll_tag_column,
+        conll_scheme=d.conll_scheme, limit=limit,
+    )
+
+
+def resolve_backbone(cfg: RunConfig, train_texts: list[str]) -> str:
+    """Hub name or path as given; ``tiny`` -> the offline tiny backbone built from ``train_texts``."""
+    if cfg.model.backbone == TINY:
+        return str(ensure_tiny_backbone(train_texts, cfg.model.tiny))
+    return cfg.model.backbone
+
+
+def build_ner_model(encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any]) -> SpanFirstModel:
+    return SpanFirstModel(encoder, len(labels["types"]), cfg.ner, cfg.model.dropout)
+
+
+@register
+class NerTask(Task):
+    name = "ner"
+    main_metric = "strict_f1"
+
+    @classmethod
+    def prepare(cls, cfg: RunConfig) -> dict[str, Any]:
+        if not cfg.data.train:
+            raise ValueError("data.train: a training file is required")
+        train = read_split(cfg, cfg.data.train, cfg.data.max_train_examples)
+        dev = read_split(cfg, cfg.data.dev, cfg.data.max_dev_examples)
+        types = list(cfg.data.labels) or label_set(train + dev)
+        return {"train": train, "dev": dev, "types": types,
+                "backbone_path": resolve_backbone(cfg, [e.text for e in train])}
+
+    def __init__(self, cfg: RunConfig, prepared: dict[str, Any]) -> None:
+        super().__init__(cfg, prepared)
+        self.types: list[str] = prepared["types"]
+        self.tokenizer = load_tokenizer(prepared["backbone_path"])
+        max_len = cfg.model.max_length
+        self.train_aligned, self.train_report = align_examples(self.tokenizer, prepared["train"], self.types, max_len)
+        self.dev_aligned, self.dev_report = align_examples(self.tokenizer, prepared["dev"], self.types, max_len)
+        self.baseline = DictionaryBaseline().fit(prepared["train"])
+
+    def label_info(self) -> dict[str, Any]:
+        return {"types": self.types}
+
+    @classmethod
+    def prepare_eval(cls, cfg: RunConfig, labels: dict[str, Any], backbone_path: str) -> dict[str, Any]:
+        train = read_split(cfg, cfg.data.train, cfg.data.max_train_examples)
+        dev = read_split(cfg, cfg.data.dev, None)
+        return {"train": train, "dev": dev, "types": labels["types"], "backbone_path": backbone_path}
+
+    build_from_checkpoint = staticmethod(lambda encoder, cfg, labels: build_ner_model(encoder, cfg, labels))
+
+    def confusion_matrices(self, report: dict[str, Any]) -> dict[str, tuple[list[list[int]], list[str]]]:
+        bins = [f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in self.cfg.ner.length_bins]
+        out = {"length_bin_confusion": (report["length_bin_confusion"], bins)}
+        if "type_confusion" in report:
+            out["type_confusion"] = (report["type_confusion"], ["O", *self.types])
+        return out
+
+    # -- model ------------------------------------------------------------------------------
+    def class_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        ner = self.cfg.ner
+        gold = [g for a in self.train_aligned for g in a.gold]
+        if ner.length_class_weights is not None:
+            length_w = torch.tensor(ner.length_class_weights, dtype=torch.float)
+        else:
+            lengths = torch.tensor([e - s + 1 for s, e, _ in gold] or [1])
+            counts = torch.bincount(length_to_bin(lengths, ner.length_bins), minlength=len(ner.length_bins))
+            length_w = inverse_log_frequency_weights(counts)
+        if ner.type_class_weights == "auto":
+            type_counts = Counter(t for _, _, t in gold)
+            counts = torch.tensor([ner.hard_negatives * len(self.train_aligned)]
+                                  + [type_counts.get(i + 1, 0) for i in range(len(self.types))])
+            type_w = inverse_log_frequency_weights(counts)
+        else:
+            type_w = torch.ones(len(self.types) + 1)
+        return length_w.float(), type_w.float()
+
+    def build_model(self) -> nn.Module:
+        encoder = load_encoder(self.prepared["backbone_path"])
+        if self.cfg.model.lora.enabled:
+            encoder = apply_lora(encoder, self.cfg.model.lora)
+        length_w, type_w = self.class_weights()
+        return SpanFirstModel(encoder, len(self.types), self.cfg.ner, self.cfg.model.dropout, length_w, type_w)
+
+    # -- data -------------------------------------------------------------------------------
+    def train_items(self) -> list[AlignedExample]:
+        return self.train_aligned
+
+    def dev_items(self) -> list[AlignedExample]:
+        return self.dev_aligned
+
+    def collate(self, items: Sequence[AlignedExample]) -> dict[str, Any]:
+        return collate(items, self.tokenizer.pad_token_id)
+
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        return model(**batch).loss
+
+    # -- evaluation -------------------------------------------------------------------------
+    def predict(self, model: nn.Module, items: Sequence[AlignedExample], indices: Sequence[int]) -> list[SentencePrediction]:
+        return predict_aligned(model, items, indices, self.types, self.tokenizer.pad_token_id,
+                               self.cfg.train.eval_batch_size, self.cfg.ner.length_bins)
+
+    def evaluate(self, predictions: list[SentencePrediction]) -> tuple[dict[str, float], dict[str, Any]]:
+        ner = self.cfg.ner
+        reach = structural_reach(
+            [(s, e) for a in self.dev_aligned for s, e, _ in a.gold],
+            ner.representative_lengths,
+        ) if self.dev_aligned else None
+        report = ner_report(self.prepared["dev"], self.dev_aligned, predictions, self.types, len(ner.length_bins),
+                            reach, self.baseline)
+        report["alignment"] = {"train": self.train_report.as_dict(), "dev": self.dev_report.as_dict()}
+        return summary(report), report
+
+
+def predict_aligned(
+    model: SpanFirstModel, items: Sequence[AlignedExample], indices: Sequence[int], types: list[str], pad_id: int,
+    batch_size: int, length_bins: list[tuple[int, int]],
+) -> list[SentencePrediction]:
+    """Decode ``items`` in length-sorted batches; candidate and length-bin diagnostics included."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(items)), key=lambda i: len(items[i].enc.input_ids))
+    out: list[SentencePrediction] = []
+    model.eval()
+    for lo in range(0, len(order), batch_size):
+        chunk = [items[i] for i in order[lo : lo + batch_size]]
+        batch = to_device(collate(chunk, pad_id), device)
+        dec = model.decode(batch["input_ids"], batch["attention_mask"], batch["text_mask"])
+        c = dec.candidates
+        cand_sets: list[set[tuple[int, int]]] = [set() for _ in chunk]
+        for b, s, e in zip(c.batch_index.tolist(), c.start.tolist(), c.end.tolist()):
+            cand_sets[b].add((s, e))
+        for j, it in enumerate(chunk):
+            spans = dec.spans[j]
+            chars = [(*token_to_char_span(it.enc, s, e), types[t - 1], sc) for s, e, t, sc in spans]
+            gold_bins = length_to_bin(torch.tensor([e - s + 1 for s, e, _ in it.gold] or [1]), length_bins).tolist()
+            pairs = [(gold_bins[k], int(dec.length_pred[j, s])) for k, (s, e, _) in enumerate(it.gold)]
+            out.append(SentencePrediction(
+                index=indices[order[lo + j]], token_spans=spans, char_spans=chars,
+                candidates=dec.candidates_per_sentence[j],
+                gold_in_candidates=sum((s, e) in cand_sets[j] for s, e, _ in it.gold), length_pairs=pairs,
+            ))
+    return out

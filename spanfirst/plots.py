@@ -1,0 +1,32 @@
+"""PNG figures (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def save_confusion_png(matrix: list[list[int]], labels: list[str], path: str | Path, title: str,
+                       xlabel: str = "predicted", ylabel: str = "gold") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(labels)
+    size = max(4.0, 0.45 * n + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), labels, rotation=90 if n > 6 else 0, fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    peak = max((max(r) for r in matrix), default=0) or 1
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > peak / 2 else "black")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,1 @@
+"""Training: the per-worker loop and the Ray Train driver."""

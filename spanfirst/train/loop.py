@@ -1,0 +1,187 @@
+"""The one training loop, run by every Ray Train worker (and by every Tune trial).
+
+Per epoch: train on this worker's shard (DDP: gloo on CPU, NCCL on GPU), predict this
+worker's shard of dev, gather the predictions so every rank computes identical metrics
+(and so takes identical early-stopping decisions), then report; rank 0 alone writes the
+checkpoint, and only when the dev metric improved, so the kept checkpoint is the best epoch's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spanfirst.config import RunConfig, config_from_dict
+from spanfirst.tasks import Task, get_task, save_checkpoint, to_device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def param_groups(model: nn.Module, cfg: RunConfig) -> list[dict[str, Any]]:
+    """AdamW groups: backbone vs heads learning rates; no decay on biases and norms."""
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        part = "backbone" if name.startswith("encoder.") else "heads"
+        no_decay = p.ndim < 2 or "norm" in name.lower()
+        groups.setdefault((part, no_decay), []).append(p)
+    t = cfg.train
+    return [
+        {"params": ps, "lr": t.lr_backbone if part == "backbone" else t.lr_heads,
+         "weight_decay": 0.0 if no_decay else t.weight_decay, "name": f"{part}{'_nodecay' if no_decay else ''}"}
+        for (part, no_decay), ps in groups.items()
+    ]
+
+
+def set_backbone_trainable(model: nn.Module, trainable: bool, lora: bool) -> None:
+    """Stage switch of the two-stage recipe; with LoRA only the adapters ever train."""
+    for name, p in model.encoder.named_parameters():
+        p.requires_grad = trainable and (not lora or "lora_" in name)
+
+
+def autocast(cfg: RunConfig, device: torch.device):
+    if cfg.train.precision == "fp32" or device.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if cfg.train.precision == "bf16" else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _wrap(model: nn.Module, world: int, device: torch.device) -> nn.Module:
+    if world == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def _gather(obj: list[Any], world: int) -> list[Any]:
+    if world == 1:
+        return obj
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, obj)
+    return [x for part in parts for x in part]
+
+
+def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.device, report) -> None:
+    """Train for ``cfg.train.epochs`` (or until early stopping), calling ``report(metrics, ckpt_dir)``."""
+    t = cfg.train
+    seed_everything(t.seed)
+    model = task.build_model().to(device)
+    train_items, dev_items = task.train_items(), task.dev_items()
+    lora = cfg.model.lora.enabled
+    optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=t.lr_heads)
+    steps_per_epoch = math.ceil(math.ceil(len(train_items) / world) / t.batch_size)
+    total = steps_per_epoch * t.epochs
+    from transformers import get_scheduler
+
+    scheduler = get_scheduler(t.scheduler, optimizer, num_warmup_steps=int(t.warmup_ratio * total),
+                              num_training_steps=total)
+    scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" and device.type == "cuda" else None
+    best, stale, stage_frozen, wrapped = -math.inf, 0, None, model
+    dev_idx = list(range(rank, len(dev_items), world))
+    for epoch in range(1, t.epochs + 1):
+        frozen = epoch <= t.freeze_backbone_epochs
+        if frozen != stage_frozen:  # (re)wrap: DDP registers the parameters that need grads
+            set_backbone_trainable(model, not frozen, lora)
+            wrapped, stage_frozen = _wrap(model, world, device), frozen
+        started = time.perf_counter()
+        order = list(range(len(train_items)))
+        random.Random(t.seed + epoch).shuffle(order)
+        shard = order[rank::world][: steps_per_epoch * t.batch_size]
+        wrapped.train()
+        loss_sum, n_steps = 0.0, 0
+        for lo in range(0, len(shard), t.batch_size):
+            batch = task.collate([train_items[i] for i in shard[lo : lo + t.batch_size]])
+            batch = to_device(batch, device)
+            with autocast(cfg, device):
+                loss = task.loss(wrapped, batch)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], t.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            loss_sum += float(loss.detach())
+            n_steps += 1
+        train_seconds = time.perf_counter() - started
+        eval_started = time.perf_counter()
+        with torch.no_grad(), autocast(cfg, device):
+            preds = task.predict(model, [dev_items[i] for i in dev_idx], dev_idx)
+        preds = _gather(preds, world)
+        flat, full = task.evaluate(preds) if dev_items else ({task.main_metric: -loss_sum}, {})
+        metrics = {f"dev_{k}": v for k, v in flat.items()}
+        score = flat[task.main_metric]
+        metrics.update({
+            "epoch": epoch, "train_loss": loss_sum / max(n_steps, 1), "dev_score": score,
+            "epoch_train_seconds": train_seconds, "eval_seconds": time.perf_counter() - eval_started,
+            "backbone_frozen": int(frozen),
+            "peak_rss_mb": _peak_rss_mb(),
+        })
+        improved = score > best
+        if improved:
+            best, stale = score, 0
+        else:
+            stale += 1
+        metrics["best_dev_score"] = best
+        if improved and rank == 0:
+            with tempfile.TemporaryDirectory(prefix="spanfirst-ckpt-") as tmp:
+                save_checkpoint(model, task.tokenizer, cfg, task.label_info(), Path(tmp),
+                                metrics={**metrics, "report": full})
+                report(metrics, tmp)
+        else:
+            report(metrics, None)
+        if t.early_stopping_patience and stale >= t.early_stopping_patience:
+            break
+
+
+def _peak_rss_mb() -> float:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    """Entry point Ray Train runs on every worker."""
+    import ray.train
+    import ray.train.torch
+    from ray.train import Checkpoint
+
+    cfg = config_from_dict(loop_config["run_config"], "run config")
+    torch.set_num_threads(cfg.train.threads_per_worker)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    task = get_task(cfg.task)(cfg, loop_config["prepared"])
+
+    def report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
+        ckpt = Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
+        ray.train.report(metrics, checkpoint=ckpt)
+
+    run_epochs(task, cfg, rank, world, device, report)

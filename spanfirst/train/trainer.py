@@ -1,0 +1,100 @@
+"""Driver side of a training run: prepare data once, start a Ray Train ``TorchTrainer``,
+keep the best checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spanfirst.config import RunConfig, save_config
+from spanfirst.tasks import get_task
+from spanfirst.train.loop import train_loop_per_worker
+
+
+def init_ray(address: str | None = None) -> None:
+    """Connect to ``address`` (a cluster) or start a local Ray, once per process."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+
+
+class HistoryCallback:
+    """Appends every epoch's rank-0 metrics to a JSON-lines file (runs in Ray's controller)."""
+
+    def __new__(cls, path: str):
+        from ray.train import UserCallback
+
+        class _History(UserCallback):
+            def after_report(self, run_context, metrics, checkpoint):  # noqa: ANN001
+                if metrics:
+                    with open(path, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(metrics[0], default=str) + "\n")
+
+        return _History()
+
+
+def build_trainer(cfg: RunConfig, prepared: dict[str, Any], storage_path: str, name: str,
+                  callbacks: list[Any] | None = None):
+    """The ``TorchTrainer`` for one run; a Tune trial builds the same one (with its callback)."""
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    t = cfg.train
+    per_worker = {"CPU": t.threads_per_worker}
+    if t.use_gpu:
+        per_worker["GPU"] = 1
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"run_config": cfg.to_dict(), "prepared": prepared},
+        torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
+        scaling_config=ray.train.ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
+                                               resources_per_worker=per_worker),
+        run_config=ray.train.RunConfig(
+            name=name, storage_path=storage_path, callbacks=callbacks or [],
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute="dev_score", checkpoint_score_order="max"
+            ),
+            failure_config=ray.train.FailureConfig(max_failures=0),
+        ),
+    )
+
+
+@dataclass
+class TrainingResult:
+    best_dir: Path | None
+    best_metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+def run_training(cfg: RunConfig, address: str | None = None) -> TrainingResult:
+    """Train one model; the best epoch's checkpoint ends up in ``<output_dir>/best``."""
+    out = Path(cfg.train.output_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = get_task(cfg.task).prepare(cfg)  # reads and validates every file before Ray starts
+    save_config(cfg, out / "config.yaml")
+    init_ray(address)
+    history_file = out / "history.jsonl"
+    history_file.unlink(missing_ok=True)
+    result = build_trainer(cfg, prepared, str(out / "ray"), cfg.name, [HistoryCallback(str(history_file))]).fit()
+    history = [json.loads(line) for line in history_file.read_text(encoding="utf-8").splitlines()] \
+        if history_file.exists() else []
+    best_dir, best_metrics = None, {}
+    if result.best_checkpoints:
+        ckpt, best_metrics = max(result.best_checkpoints, key=lambda cm: cm[1].get("dev_score", float("-inf")))
+        best_dir = out / "best"
+        tmp = out / "best.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        with ckpt.as_directory() as d:
+            shutil.copytree(d, tmp)
+        # Replace the previous best only once the new one is fully on disk.
+        if best_dir.exists():
+            shutil.rmtree(best_dir)
+        tmp.rename(best_dir)
+    return TrainingResult(best_dir, dict(best_metrics), history)

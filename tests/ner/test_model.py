@@ -1,0 +1,103 @@
+"""The span-first model on the tiny backbone: losses, decoding, overfit, save -> reload -> predict."""
+
+import pytest
+import torch
+
+from spanfirst.backbone import load_encoder, load_tokenizer
+from spanfirst.config import NerConfig, RunConfig, apply_overrides
+from spanfirst.data.types import Example, Span
+from spanfirst.ner.features import align_examples, collate
+from spanfirst.ner.model import SpanFirstModel, _top_per_group, span_mean
+from spanfirst.ner.predictor import NerPredictor
+from spanfirst.ner.task import predict_aligned
+from spanfirst.ner.metrics import strict_f1
+from spanfirst.tasks import save_checkpoint
+
+TEXTS = [
+    ("가수 김흥국이 왕십리에서 콘서트를 열었다.", [("김흥국", "PS"), ("왕십리", "LC")]),
+    ("삼성전자는 2024년 1월 새 제품을 발표했다.", [("삼성전자", "OG"), ("2024년 1월", "DT")]),
+    ("서울 강남구에서 오늘 오후 3시에 회의가 열린다.", [("서울 강남구", "LC"), ("오후 3시", "TI")]),
+    ("John Smith visited Paris with Acme Corp in May 2023.", [("John Smith", "PS"), ("Paris", "LC"), ("Acme Corp", "OG")]),
+]
+TYPES = ["DT", "LC", "OG", "PS", "TI"]
+
+
+def examples() -> list[Example]:
+    out = []
+    for text, ents in TEXTS:
+        out.append(Example(text, [Span(text.index(s), text.index(s) + len(s), t) for s, t in ents]))
+    return out
+
+
+def test_span_mean_matches_slices():
+    h = torch.randn(2, 6, 3)
+    b, s, e = torch.tensor([0, 1, 1]), torch.tensor([1, 0, 5]), torch.tensor([3, 0, 5])
+    got = span_mean(h, b, s, e)
+    want = torch.stack([h[0, 1:4].mean(0), h[1, 0:1].mean(0), h[1, 5:6].mean(0)])
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_top_per_group_keeps_k_best_in_each_group():
+    group = torch.tensor([0, 0, 0, 1, 1, 2])
+    score = torch.tensor([0.1, 0.9, 0.5, 0.3, 0.2, 0.0])
+    assert _top_per_group(group, score, 2, 3).tolist() == [False, True, True, True, True, True]
+    assert _top_per_group(group, score, 1, 3).tolist() == [False, True, False, True, False, True]
+
+
+@pytest.fixture()
+def model_and_items(tiny_backbone):
+    torch.manual_seed(0)
+    tok = load_tokenizer(str(tiny_backbone))
+    items, report = align_examples(tok, examples(), TYPES, 64)
+    assert report.aligned == report.entities == 9
+    cfg = NerConfig(score_threshold=0.3, hard_negatives=2)
+    model = SpanFirstModel(load_encoder(str(tiny_backbone)), len(TYPES), cfg, dropout=0.0)
+    return model, tok, items
+
+
+def test_forward_loss_is_finite_and_reaches_every_head(model_and_items):
+    model, tok, items = model_and_items
+    batch = collate(items, tok.pad_token_id)
+    out = model(**batch)
+    assert out.start_logits.shape == batch["input_ids"].shape
+    assert out.length_logits.shape == (*batch["input_ids"].shape, 4)
+    assert all(torch.isfinite(x) for x in (out.loss, out.start_loss, out.length_loss, out.type_loss))
+    out.loss.backward()
+    for head in model.heads():
+        assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("options", [{}, {"soft_start_labels": True, "partial_credit": True}])
+def test_overfits_a_handful_of_sentences(model_and_items, options):
+    model, tok, items = model_and_items
+    model.cfg = model.cfg.model_copy(update=options)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    batch = collate(items, tok.pad_token_id)
+    model.train()
+    for _ in range(250):
+        opt.zero_grad()
+        model(**batch).loss.backward()
+        opt.step()
+    preds = predict_aligned(model, items, range(len(items)), TYPES, tok.pad_token_id, 8, model.cfg.length_bins)
+    gold = [[(s.start, s.end, s.type) for s in ex.entities] for ex in examples()]
+    got = [[(a, b, t) for a, b, t, _ in p.char_spans] for p in sorted(preds, key=lambda p: p.index)]
+    assert strict_f1(gold, got)["f1"] == 1.0
+
+
+def test_checkpoint_reloads_and_predicts_the_same(model_and_items, tmp_path):
+    model, tok, items = model_and_items
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    batch = collate(items, tok.pad_token_id)
+    for _ in range(60):
+        opt.zero_grad()
+        model(**batch).loss.backward()
+        opt.step()
+    model.eval()
+    cfg = apply_overrides(RunConfig(), {"model.dropout": 0.0, "ner.score_threshold": 0.0})
+    model.cfg = cfg.ner
+    save_checkpoint(model, tok, cfg, {"types": TYPES}, tmp_path / "ckpt")
+    texts = [t for t, _ in TEXTS]
+    before = NerPredictor(model, tok, cfg, {"types": TYPES}).predict(texts)
+    after = NerPredictor.load(tmp_path / "ckpt").predict(texts)
+    assert before == after
+    assert any(after)  # threshold 0: something is predicted for every text
