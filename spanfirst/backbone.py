@@ -36,6 +36,11 @@ def build_tiny_backbone(texts: Iterable[str], out_dir: str | Path, cfg: TinyBack
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    texts = list(texts)
+    # Unigram must hold every character it saw: a corpus in a script with thousands of
+    # characters (Chinese, Japanese) raises the vocabulary to fit rather than failing.
+    alphabet = len(set("".join(texts)))
+    vocab_size = max(cfg.vocab_size, alphabet + len(SPECIAL_TOKENS) + 64)
     sp = SentencePieceUnigramTokenizer()
     # Split punctuation and digits off before the Unigram model sees them, so entity boundaries
     # such as "(33)" fall on token boundaries: (, 3, 3, ).
@@ -43,7 +48,7 @@ def build_tiny_backbone(texts: Iterable[str], out_dir: str | Path, cfg: TinyBack
         [sp._tokenizer.pre_tokenizer, pre_tokenizers.Punctuation(), pre_tokenizers.Digits(individual_digits=True)]
     )
     sp.train_from_iterator(
-        list(texts), vocab_size=cfg.vocab_size, special_tokens=SPECIAL_TOKENS, unk_token="<unk>",
+        texts, vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, unk_token="<unk>",
         show_progress=False,
     )
     backend = sp._tokenizer

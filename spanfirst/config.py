@@ -96,6 +96,10 @@ class NerConfig(_Strict):
     length_bins: list[tuple[int, int]] = Field(default_factory=lambda: [(1, 1), (2, 2), (3, 4), (5, 6)])
     # The length each bin expands a start candidate into (one per bin).
     representative_lengths: list[int] = Field(default_factory=lambda: [1, 2, 3, 6])
+    # "representative": each start expands into one span per bin (the design); "all": into every
+    # length the bins cover (1..6 by default), which lifts the candidate recall ceiling to every
+    # gold span no longer than the last bin at ~1.5x the candidates.
+    expand: Literal["representative", "all"] = "representative"
     top_k: TopKConfig = Field(default_factory=TopKConfig)
     nms_iou: float = Field(0.5, gt=0.0, le=1.0)
     max_outputs: int = Field(10, ge=1)
@@ -113,6 +117,12 @@ class NerConfig(_Strict):
     hard_negatives: int = Field(2, ge=0)
     partial_credit: bool = False
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # start, length, type
+
+    def candidate_lengths(self) -> list[int]:
+        """The span lengths each start candidate expands into."""
+        if self.expand == "all":
+            return list(range(1, self.length_bins[-1][1] + 1))
+        return list(self.representative_lengths)
 
     @model_validator(mode="after")
     def _bins(self) -> "NerConfig":

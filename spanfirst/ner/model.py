@@ -122,7 +122,7 @@ class SpanFirstModel(nn.Module):
     def _type_loss(self, hidden: Tensor, start_logits: Tensor, text_mask: Tensor, gold: GoldSpans) -> Tensor:
         """Type CE on gold spans plus the hardest non-gold candidates of each sentence."""
         cfg = self.cfg
-        cands = generate_candidates(start_logits, text_mask, cfg.top_k, cfg.representative_lengths, cfg.length_bins)
+        cands = generate_candidates(start_logits, text_mask, cfg.top_k, cfg.candidate_lengths(), cfg.length_bins)
         B = hidden.shape[0]
         weight, target = iou_partial_credit_weights(
             cands.batch_index, cands.start, cands.end, gold.batch, gold.start, gold.end, gold.type
@@ -158,7 +158,7 @@ class SpanFirstModel(nn.Module):
         cfg = self.cfg
         out = self.forward(input_ids, attention_mask, text_mask)
         text_mask = text_mask.bool()
-        cands = generate_candidates(out.start_logits, text_mask, cfg.top_k, cfg.representative_lengths, cfg.length_bins)
+        cands = generate_candidates(out.start_logits, text_mask, cfg.top_k, cfg.candidate_lengths(), cfg.length_bins)
         b, s, e = cands.batch_index, cands.start, cands.end
         p_start = torch.sigmoid(out.start_logits[b, s])
         p_len = torch.softmax(out.length_logits[b, s].float(), dim=-1).gather(1, cands.bin.unsqueeze(1)).squeeze(1)

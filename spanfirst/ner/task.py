@@ -133,7 +133,7 @@ class NerTask(Task):
         ner = self.cfg.ner
         reach = structural_reach(
             [(s, e) for a in self.dev_aligned for s, e, _ in a.gold],
-            ner.representative_lengths,
+            ner.candidate_lengths(),
         ) if self.dev_aligned else None
         report = ner_report(self.prepared["dev"], self.dev_aligned, predictions, self.types, len(ner.length_bins),
                             reach, self.baseline)
