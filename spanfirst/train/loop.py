@@ -172,6 +172,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     import ray.train.torch
     from ray.train import Checkpoint
 
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # per-worker weight-loading reports and bars
+    transformers.logging.disable_progress_bar()
     cfg = config_from_dict(loop_config["run_config"], "run config")
     torch.set_num_threads(cfg.train.threads_per_worker)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
