@@ -1,9 +1,11 @@
-"""Batch prediction with a saved checkpoint.
+"""Batch prediction with a saved checkpoint (NER or RE, read from the checkpoint).
 
-``python pipelines/predict.py CHECKPOINT --input FILE --output OUT.jsonl [--batch-size 64]``
+``python pipelines/predict.py CHECKPOINT --input FILE --output OUT [--batch-size 64]``
 
 NER input: plain text (one text per line), JSONL with a ``text`` field, or CSV with a ``text``
 column; output: one JSON line per text, ``{"text": ..., "entities": [{start, end, type, score, text}]}``.
+RE input: a KLUE-RE CSV or the project's RE JSONL (labels optional); output: the submission
+CSV ``id, pred_label, probs`` (probs over all labels in the checkpoint's order).
 """
 
 from __future__ import annotations
@@ -57,6 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
+    try:
+        task = json.loads((Path(args.checkpoint) / "labels.json").read_text(encoding="utf-8")).get("task")
+    except (OSError, ValueError) as err:
+        print(f"error: {args.checkpoint}: not a spanfirst checkpoint ({err})", file=sys.stderr)
+        return 2
+    if task == "re":
+        from spanfirst.re.predictor import predict_file
+
+        try:
+            predict_file(args.checkpoint, args.input, args.output, batch_size=args.batch_size)
+        except (DataError, FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"wrote {args.output}")
+        return 0
     try:
         texts = read_texts(args.input, args.text_column)
         predictor = NerPredictor.load(args.checkpoint, args.device)

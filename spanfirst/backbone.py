@@ -98,16 +98,23 @@ def load_tokenizer(name_or_path: str):
 def load_encoder(name_or_path: str) -> nn.Module:
     from transformers import AutoModel
 
-    encoder = AutoModel.from_pretrained(name_or_path)
-    # The pooler is never used for span/relation heads; removing it keeps DDP from waiting on
-    # gradients that never come.
+    # The pooler is never used by span/relation heads: not building it keeps DDP from waiting on
+    # gradients that never come (and saved checkpoints carry none).
+    try:
+        encoder = AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
+    except TypeError:  # encoders without that argument
+        encoder = AutoModel.from_pretrained(name_or_path)
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None
     return encoder
 
 
-def apply_lora(encoder: nn.Module, cfg: LoraConfig) -> nn.Module:
-    """Wrap ``encoder`` with LoRA adapters on the configured attention projections."""
+def apply_lora(encoder: nn.Module, cfg: LoraConfig, train_embeddings: bool = False) -> nn.Module:
+    """Wrap ``encoder`` with LoRA adapters on the configured attention projections.
+
+    ``train_embeddings``: the input embeddings train fully too (peft ``modules_to_save``), for
+    tokens added to the vocabulary (RE entity markers) that would otherwise stay random.
+    """
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
@@ -117,7 +124,12 @@ def apply_lora(encoder: nn.Module, cfg: LoraConfig) -> nn.Module:
         raise ValueError(
             f"model.lora.target_modules: {missing} not found in the backbone; its linear layers are {sorted(names)}"
         )
+    to_save = None
+    if train_embeddings:
+        embeddings = encoder.get_input_embeddings()
+        to_save = [n.rsplit(".", 1)[-1] for n, m in encoder.named_modules() if m is embeddings]
     peft_cfg = PeftLoraConfig(
-        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules)
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules),
+        modules_to_save=to_save,
     )
     return get_peft_model(encoder, peft_cfg)

@@ -47,9 +47,10 @@ def param_groups(model: nn.Module, cfg: RunConfig) -> list[dict[str, Any]]:
 
 
 def set_backbone_trainable(model: nn.Module, trainable: bool, lora: bool) -> None:
-    """Stage switch of the two-stage recipe; with LoRA only the adapters ever train."""
+    """Stage switch of the two-stage recipe; with LoRA only the adapters (and modules peft
+    was told to save whole, such as resized embeddings) ever train."""
     for name, p in model.encoder.named_parameters():
-        p.requires_grad = trainable and (not lora or "lora_" in name)
+        p.requires_grad = trainable and (not lora or "lora_" in name or "modules_to_save" in name)
 
 
 def autocast(cfg: RunConfig, device: torch.device):

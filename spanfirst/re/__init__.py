@@ -1,0 +1,1 @@
+"""Relation extraction: KLUE-RE readers, entity markers, pooling heads, metrics, ensembles."""

@@ -1,0 +1,225 @@
+"""Relation extraction as a task of the one training loop (mirrors :mod:`spanfirst.ner.task`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spanfirst.backbone import TINY, apply_lora, load_encoder, load_tokenizer
+from spanfirst.config import RunConfig
+from spanfirst.data.types import RelationExample
+from spanfirst.re.baseline import TypePairBaseline
+from spanfirst.re.features import ReFeature, collate, featurize
+from spanfirst.re.markers import add_marker_tokens, mark, marker_vocab
+from spanfirst.re.metrics import micro_f1, re_scores
+from spanfirst.re.model import ReModel
+from spanfirst.re.reader import ReadResult, check_labels, read_re, relation_labels
+from spanfirst.tasks import Task, register, to_device
+
+
+@dataclass
+class RePrediction:
+    """One dev example's logits over the saved label order (picklable, gathered across workers)."""
+
+    index: int
+    logits: list[float]
+
+
+def read_split(cfg: RunConfig, path: str | None, limit: int | None) -> ReadResult:
+    if not path:
+        return ReadResult([])
+    return read_re(path, cfg.data.format, on_mismatch=cfg.data.on_entity_mismatch, limit=limit)
+
+
+def build_re_model(encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any]) -> ReModel:
+    """The skeleton a checkpoint's heads load into (``labels``: the saved labels.json)."""
+    return ReModel(encoder, len(labels["labels"]), cfg.re, cfg.model.dropout)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@torch.no_grad()
+def predict_logits(model: ReModel, features: Sequence[ReFeature], pad_id: int, batch_size: int) -> np.ndarray:
+    """(N, C) float32 logits in the order of ``features`` (batched by length for speed)."""
+    device = next(model.parameters()).device
+    order = sorted(range(len(features)), key=lambda i: len(features[i].input_ids))
+    out = np.zeros((len(features), model.num_labels), dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    for lo in range(0, len(order), batch_size):
+        idx = order[lo : lo + batch_size]
+        batch = to_device(collate([features[i] for i in idx], pad_id), device)
+        batch.pop("labels")
+        out[idx] = model(**batch).logits.float().cpu().numpy()
+    model.train(was_training)
+    return out
+
+
+def tiny_training_texts(style: str, examples: Sequence[RelationExample], markers: list[str]) -> list[str]:
+    """Texts the tiny tokenizer learns from: marked ones for ``typed_punct`` (so @ * # ^ and the type
+    names are pieces, not <unk>); raw ones otherwise (added special tokens need no pieces)."""
+    if style == "typed_punct":
+        return [mark(ex, style, markers).text for ex in examples]
+    return [ex.text for ex in examples]
+
+
+@register
+class ReTask(Task):
+    name = "re"
+    main_metric = "micro_f1"
+
+    @classmethod
+    def prepare(cls, cfg: RunConfig) -> dict[str, Any]:
+        if not cfg.data.train:
+            raise ValueError("data.train: a training file is required")
+        train = read_split(cfg, cfg.data.train, cfg.data.max_train_examples)
+        dev = read_split(cfg, cfg.data.dev, cfg.data.max_dev_examples)
+        if not train.examples:
+            raise ValueError(f"{cfg.data.train}: no training examples")
+        neg = cfg.data.negative_label
+        if cfg.data.labels:
+            labels = list(cfg.data.labels)
+            if neg not in labels:
+                raise ValueError(f"data.labels: the negative label '{neg}' is not listed")
+        else:
+            labels = relation_labels(train.examples, neg, cfg.data.relation_list)
+        check_labels(train.examples, labels, cfg.data.train)
+        if cfg.data.dev:
+            check_labels(dev.examples, labels, cfg.data.dev)
+        types = sorted({s.type for ex in train.examples for s in (ex.subject, ex.object)})
+        markers = marker_vocab(cfg.re.marker_style, types)
+        backbone = cfg.model.backbone
+        if backbone == TINY:
+            from spanfirst.ner.task import resolve_backbone  # the same helper as NER (imported lazily)
+
+            backbone = resolve_backbone(cfg, tiny_training_texts(cfg.re.marker_style, train.examples, markers))
+        return {
+            "train": train.examples, "dev": dev.examples, "labels": labels, "entity_types": types,
+            "marker_tokens": markers, "backbone_path": backbone,
+            "skipped": {"train": train.skipped, "dev": dev.skipped},
+            "skipped_rows": train.skipped_rows[:5] + dev.skipped_rows[:5],
+        }
+
+    @classmethod
+    def prepare_eval(cls, cfg: RunConfig, labels: dict[str, Any], backbone_path: str) -> dict[str, Any]:
+        """Evaluate a checkpoint: its label order and markers, the train file only for the baseline."""
+        train = read_split(cfg, cfg.data.train, cfg.data.max_train_examples)
+        dev = read_split(cfg, cfg.data.dev, None)
+        check_labels(dev.examples, labels["labels"], cfg.data.dev or "")
+        return {
+            "train": train.examples, "dev": dev.examples, "labels": labels["labels"],
+            "entity_types": labels.get("entity_types", []), "marker_tokens": labels.get("marker_tokens", []),
+            "backbone_path": backbone_path, "skipped": {"train": train.skipped, "dev": dev.skipped},
+            "skipped_rows": dev.skipped_rows[:5],
+        }
+
+    def __init__(self, cfg: RunConfig, prepared: dict[str, Any]) -> None:
+        super().__init__(cfg, prepared)
+        self.labels: list[str] = prepared["labels"]
+        self.negative = cfg.data.negative_label
+        self.label_to_id = {label: i for i, label in enumerate(self.labels)}
+        self.markers: list[str] = prepared["marker_tokens"]
+        self.tokenizer = load_tokenizer(prepared["backbone_path"])
+        add_marker_tokens(self.tokenizer, self.markers)
+        style, max_len = cfg.re.marker_style, cfg.model.max_length
+        train = [ex for ex in prepared["train"] if ex.label in self.label_to_id]  # eval: baseline only
+        self.train_features, self.train_windows = featurize(self.tokenizer, train, style, self.markers,
+                                                            self.label_to_id, max_len)
+        self.dev_features, self.dev_windows = featurize(self.tokenizer, prepared["dev"], style, self.markers,
+                                                        self.label_to_id, max_len)
+        self.baseline = TypePairBaseline().fit(prepared["train"])
+
+    def label_info(self) -> dict[str, Any]:
+        return {"labels": self.labels, "negative_label": self.negative, "marker_style": self.cfg.re.marker_style,
+                "marker_tokens": self.markers, "entity_types": self.prepared["entity_types"]}
+
+    build_from_checkpoint = staticmethod(lambda encoder, cfg, labels: build_re_model(encoder, cfg, labels))
+
+    def confusion_matrices(self, report: dict[str, Any]) -> dict[str, tuple[list[list[int]], list[str]]]:
+        return {"relation_confusion": (report["confusion"], self.labels)} if "confusion" in report else {}
+
+    # -- model ------------------------------------------------------------------------------
+    def label_counts(self) -> torch.Tensor:
+        labels = torch.tensor([f.label for f in self.train_features], dtype=torch.long)
+        return torch.bincount(labels, minlength=len(self.labels))
+
+    def loss_settings(self) -> tuple[torch.Tensor | None, float]:
+        """(class weights or None, label-smoothing epsilon) from the config and train label counts."""
+        from spanfirst.losses import entropy_label_smoothing, inverse_log_frequency_weights
+
+        r = self.cfg.re
+        counts = self.label_counts()
+        weights = inverse_log_frequency_weights(counts).float() if r.class_weights == "auto" else None
+        if r.label_smoothing == "auto":
+            eps = float(entropy_label_smoothing(counts, eps_min=r.smoothing_min, eps_max=r.smoothing_max))
+        else:
+            eps = float(r.label_smoothing)
+        return weights, eps
+
+    def build_model(self) -> nn.Module:
+        encoder = load_encoder(self.prepared["backbone_path"])
+        added = len(self.tokenizer) > encoder.get_input_embeddings().num_embeddings  # marker tokens
+        if added:
+            encoder.resize_token_embeddings(len(self.tokenizer))
+        if self.cfg.model.lora.enabled:
+            encoder = apply_lora(encoder, self.cfg.model.lora, train_embeddings=added)
+        weights, eps = self.loss_settings()
+        return ReModel(encoder, len(self.labels), self.cfg.re, self.cfg.model.dropout, weights, eps)
+
+    # -- data -------------------------------------------------------------------------------
+    def train_items(self) -> list[ReFeature]:
+        return self.train_features
+
+    def dev_items(self) -> list[ReFeature]:
+        return self.dev_features
+
+    def collate(self, items: Sequence[ReFeature]) -> dict[str, Any]:
+        return collate(items, self.tokenizer.pad_token_id)
+
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        return model(**batch).loss
+
+    # -- evaluation -------------------------------------------------------------------------
+    def predict(self, model: nn.Module, items: Sequence[ReFeature], indices: Sequence[int]) -> list[RePrediction]:
+        logits = predict_logits(model, items, self.tokenizer.pad_token_id, self.cfg.train.eval_batch_size)
+        return [RePrediction(int(i), row.tolist()) for i, row in zip(indices, logits)]
+
+    def evaluate(self, predictions: list[RePrediction]) -> tuple[dict[str, float], dict[str, Any]]:
+        preds = sorted(predictions, key=lambda p: p.index)
+        assert [p.index for p in preds] == list(range(len(self.dev_features))), "one prediction per dev example"
+        dev: list[RelationExample] = self.prepared["dev"]
+        probs = softmax(np.asarray([p.logits for p in preds], dtype=np.float64).reshape(len(preds), len(self.labels)))
+        gold = [f.label for f in self.dev_features]
+        report: dict[str, Any] = {"labels": self.labels, "negative_label": self.negative}
+        report.update(re_scores(gold, probs, self.labels, self.negative))
+        neg = self.label_to_id[self.negative]
+        base = [self.label_to_id.get(label, neg) for label in self.baseline.predict(dev)]
+        report["type_pair_baseline"] = {"micro": micro_f1(gold, base, neg),
+                                        "accuracy": float(np.mean(np.asarray(gold) == np.asarray(base))) if gold else 0.0}
+        report["windows"] = {"train": self.train_windows.as_dict(), "dev": self.dev_windows.as_dict()}
+        report["skipped_mismatched_rows"] = {**self.prepared.get("skipped", {}),
+                                             "first": self.prepared.get("skipped_rows", [])}
+        report["predictions"] = [
+            {"id": ex.id, "gold": ex.label, "pred": self.labels[int(row.argmax())], "probs": [round(float(x), 6) for x in row]}
+            for ex, row in zip(dev, probs)
+        ]
+        return summary(report), report
+
+
+def summary(report: dict[str, Any]) -> dict[str, float]:
+    """Flat scalar metrics for Ray/MLflow (the loop adds the dev_ prefix)."""
+    micro, base = report["micro"], report["type_pair_baseline"]["micro"]
+    return {
+        "micro_f1": micro["f1"], "micro_precision": micro["precision"], "micro_recall": micro["recall"],
+        "auprc": report["auprc"], "accuracy": report["accuracy"], "baseline_micro_f1": base["f1"],
+        "windowed_dev": float(report["windows"]["dev"]["windowed"]),
+    }
