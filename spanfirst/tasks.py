@@ -49,8 +49,9 @@ class Task(ABC):
     @abstractmethod
     def collate(self, items: Sequence[Any]) -> dict[str, Any]: ...
 
-    @abstractmethod
-    def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor: ...
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        """Task models return an output with ``.loss`` when the batch carries targets."""
+        return model(**batch).loss
 
     @abstractmethod
     def predict(self, model: nn.Module, items: Sequence[Any], indices: Sequence[int]) -> list[Any]:

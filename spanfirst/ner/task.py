@@ -121,9 +121,6 @@ class NerTask(Task):
     def collate(self, items: Sequence[AlignedExample]) -> dict[str, Any]:
         return collate(items, self.tokenizer.pad_token_id)
 
-    def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        return model(**batch).loss
-
     # -- evaluation -------------------------------------------------------------------------
     def predict(self, model: nn.Module, items: Sequence[AlignedExample], indices: Sequence[int]) -> list[SentencePrediction]:
         return predict_aligned(model, items, indices, self.types, self.tokenizer.pad_token_id,

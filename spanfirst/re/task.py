@@ -185,9 +185,6 @@ class ReTask(Task):
     def collate(self, items: Sequence[ReFeature]) -> dict[str, Any]:
         return collate(items, self.tokenizer.pad_token_id)
 
-    def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        return model(**batch).loss
-
     # -- evaluation -------------------------------------------------------------------------
     def predict(self, model: nn.Module, items: Sequence[ReFeature], indices: Sequence[int]) -> list[RePrediction]:
         logits = predict_logits(model, items, self.tokenizer.pad_token_id, self.cfg.train.eval_batch_size)
