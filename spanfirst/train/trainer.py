@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,18 @@ class HistoryCallback:
 
 
 def build_trainer(cfg: RunConfig, prepared: dict[str, Any], storage_path: str, name: str,
-                  callbacks: list[Any] | None = None):
-    """The ``TorchTrainer`` for one run; a Tune trial builds the same one (with its callback)."""
+                  callbacks: list[Any] | None = None, gpus_per_worker: float | None = None):
+    """The ``TorchTrainer`` for one run; a Tune trial builds the same one (with its callback).
+
+    ``gpus_per_worker`` (sweeps): a fraction lets several trials share one GPU; default 1.
+    """
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
     t = cfg.train
     per_worker = {"CPU": t.threads_per_worker}
     if t.use_gpu:
-        per_worker["GPU"] = 1
+        per_worker["GPU"] = gpus_per_worker or 1
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"run_config": cfg.to_dict(), "prepared": prepared},
@@ -82,7 +86,11 @@ def run_training(cfg: RunConfig, address: str | None = None) -> TrainingResult:
     init_ray(address)
     history_file = out / "history.jsonl"
     history_file.unlink(missing_ok=True)
-    result = build_trainer(cfg, prepared, str(out / "ray"), cfg.name, [HistoryCallback(str(history_file))]).fit()
+    # A fresh Ray run name per invocation: Ray Train restores a run's checkpoint state from an
+    # existing folder of the same name, and a rerun must neither resume nor delete the old run
+    # (its best checkpoint stays under ray/<name>-<time>/).
+    run_name = f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    result = build_trainer(cfg, prepared, str(out / "ray"), run_name, [HistoryCallback(str(history_file))]).fit()
     history = [json.loads(line) for line in history_file.read_text(encoding="utf-8").splitlines()] \
         if history_file.exists() else []
     best_dir, best_metrics = None, {}
