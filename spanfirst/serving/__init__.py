@@ -1,0 +1,1 @@
+"""Serving: spanfirst checkpoints as MLflow pyfunc models ("models from code", no pickle)."""

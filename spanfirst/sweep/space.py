@@ -1,0 +1,254 @@
+"""Search-space files: one YAML per task/setting, mapped 1:1 onto Ray Tune distributions.
+
+A file names its base run config and a ``space:`` whose keys are dotted paths into
+:class:`~spanfirst.config.RunConfig`. Every key is checked against the config by applying sample
+values with :func:`~spanfirst.config.apply_overrides` (so an unknown path *and* a value the config
+would reject fail here, naming the file and the key, not in trial 17 an hour into a sweep)::
+
+    base: ../spanfirst/configs/quickstart_ner.yaml   # relative to this file
+    metric: dev_score                                  # optional; the task's main dev metric
+    scheduler: {grace_period: 1, reduction_factor: 2, max_epochs: 4}
+    search: {algorithm: random, num_samples: 8, max_concurrent: 2, seed: 0}
+    trial: {workers: 1, cpus_per_worker: 1, gpus_per_worker: 0}
+    mlflow: {experiment: spanfirst-quickstart, registered_model: spanfirst-ner}
+    overrides: {data.max_train_examples: 300}         # fixed values for every trial
+    space:
+      train.lr_heads: {loguniform: [1.0e-4, 1.0e-2]}
+      ner.top_k.k_min: {choice: [2, 4, 6]}
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from spanfirst.config import ConfigError, RunConfig, _path_known, apply_overrides, load_config
+
+DISTRIBUTIONS = ("choice", "uniform", "loguniform", "quniform", "randint", "grid")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SchedulerSpec(_Strict):
+    """ASHA: a trial must survive ``grace_period`` epochs; each rung keeps 1/``reduction_factor``."""
+
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(2.0, gt=1.0)
+    max_epochs: int = Field(4, ge=1)  # also every trial's train.epochs
+
+    @model_validator(mode="after")
+    def _order(self) -> "SchedulerSpec":
+        if self.grace_period > self.max_epochs:
+            raise ValueError(f"grace_period ({self.grace_period}) exceeds max_epochs ({self.max_epochs})")
+        return self
+
+
+class SearchSpec(_Strict):
+    algorithm: Literal["random", "optuna", "hyperopt"] = "random"
+    num_samples: int = Field(8, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)  # further bounded by what the cluster fits
+    seed: int = 0
+
+
+class TrialSpec(_Strict):
+    """Resources of one trial's Ray Train worker group (the trial function itself takes ~none)."""
+
+    workers: int = Field(1, ge=1)
+    cpus_per_worker: int = Field(1, ge=1)  # also train.threads_per_worker
+    gpus_per_worker: float = Field(0.0, ge=0.0)  # fractions let several trials share a GPU
+
+
+class MlflowSpec(_Strict):
+    experiment: str | None = None  # default: spanfirst-<space file stem>
+    registered_model: str | None = None  # default: spanfirst-<task>
+    tracking_uri: str | None = None
+
+
+class SpaceFile(_Strict):
+    base: str
+    metric: str = "dev_score"
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    trial: TrialSpec = Field(default_factory=TrialSpec)
+    mlflow: MlflowSpec = Field(default_factory=MlflowSpec)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, dict[str, Any]] = Field(min_length=1)
+
+
+class SweepSpace:
+    """A validated space file: the effective base config and the distributions by dotted path."""
+
+    def __init__(self, path: Path, spec: SpaceFile, base: RunConfig, dists: dict[str, tuple[str, Any]]) -> None:
+        self.path, self.spec, self.base, self.dists = path, spec, base, dists
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def experiment(self) -> str:
+        return self.spec.mlflow.experiment or f"spanfirst-{self.name}"
+
+    @property
+    def registered_model(self) -> str:
+        return self.spec.mlflow.registered_model or f"spanfirst-{self.base.task}"
+
+    def tune_space(self) -> dict[str, Any]:
+        """``param_space`` for the Tuner: dotted path -> Ray Tune domain."""
+        return {key: to_tune(kind, arg) for key, (kind, arg) in self.dists.items()}
+
+    def resolved(self) -> dict[str, Any]:
+        """A JSON-able description of the space (logged on the sweep's parent run)."""
+        return {"space_file": self.path.name, "base_task": self.base.task, **self.spec.model_dump(mode="json"),
+                "distributions": {k: {kind: arg} for k, (kind, arg) in self.dists.items()}}
+
+
+def to_tune(kind: str, arg: Any) -> Any:
+    """One distribution -> its Ray Tune counterpart (randint's upper bound is exclusive, as in Ray)."""
+    from ray import tune
+
+    if kind == "choice":
+        return tune.choice(list(arg))
+    if kind == "grid":
+        return tune.grid_search(list(arg))
+    if kind == "uniform":
+        return tune.uniform(*arg)
+    if kind == "loguniform":
+        return tune.loguniform(*arg)
+    if kind == "quniform":
+        return tune.quniform(*arg)
+    if kind == "randint":
+        return tune.randint(*arg)
+    raise ValueError(f"unknown distribution '{kind}'")
+
+
+def _numbers(where: str, kind: str, arg: Any, n: int, integer: bool = False) -> list[float]:
+    if not isinstance(arg, list) or len(arg) != n:
+        raise ConfigError(f"{where}: '{kind}' takes a list of {n} numbers, got {arg!r}")
+    out = []
+    for v in arg:
+        try:
+            num = float(v) if not isinstance(v, bool) else math.nan
+        except (TypeError, ValueError):
+            num = math.nan
+        if not math.isfinite(num) or (integer and num != int(num)):
+            raise ConfigError(f"{where}: '{kind}' bound {v!r} is not {'an integer' if integer else 'a number'}")
+        out.append(int(num) if integer else num)
+    return out
+
+
+def parse_distribution(where: str, raw: dict[str, Any]) -> tuple[str, Any]:
+    """``{uniform: [0, 1]}`` -> ("uniform", [0.0, 1.0]) with bounds checked; errors name ``where``."""
+    if len(raw) != 1:
+        raise ConfigError(f"{where}: give exactly one distribution ({', '.join(DISTRIBUTIONS)}), got {sorted(raw)}")
+    (kind, arg), = raw.items()
+    if kind not in DISTRIBUTIONS:
+        raise ConfigError(f"{where}: unknown distribution '{kind}' (known: {', '.join(DISTRIBUTIONS)})")
+    if kind in ("choice", "grid"):
+        if not isinstance(arg, list) or not arg:
+            raise ConfigError(f"{where}: '{kind}' takes a non-empty list of values, got {arg!r}")
+        return kind, arg
+    if kind == "quniform":
+        lo, hi, q = _numbers(where, kind, arg, 3)
+        if q <= 0:
+            raise ConfigError(f"{where}: quniform step q must be > 0, got {q}")
+    else:
+        lo, hi = _numbers(where, kind, arg, 2, integer=kind == "randint")
+    if lo >= hi:
+        raise ConfigError(f"{where}: lower bound {lo} must be below upper bound {hi}")
+    if kind == "loguniform" and lo <= 0:
+        raise ConfigError(f"{where}: loguniform needs a lower bound > 0, got {lo}")
+    return kind, ([lo, hi, q] if kind == "quniform" else [lo, hi])
+
+
+def sample_values(kind: str, arg: Any) -> list[Any]:
+    """Values that stand for the whole distribution when checking it against the config."""
+    if kind in ("choice", "grid"):
+        return list(arg)
+    if kind == "randint":
+        return [arg[0], arg[1] - 1]
+    if kind == "quniform":
+        lo, hi, q = arg
+        return [round(lo / q) * q, round(hi / q) * q]
+    return [arg[0], arg[1]]
+
+
+def trial_base(spec: SpaceFile, base: RunConfig, source: str) -> RunConfig:
+    """The base config every trial starts from: file overrides, epochs and worker layout applied."""
+    fixed = dict(spec.overrides)
+    fixed.update({"train.epochs": spec.scheduler.max_epochs, "train.num_workers": spec.trial.workers,
+                  "train.threads_per_worker": spec.trial.cpus_per_worker,
+                  "train.use_gpu": spec.trial.gpus_per_worker > 0})
+    return apply_overrides(base, fixed, source)
+
+
+def _merge(raw: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    out = dict(raw)
+    for key, value in updates.items():
+        out[key] = _merge(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+def load_space(path: str | Path, updates: dict[str, Any] | None = None) -> SweepSpace:
+    """Read and fully validate a space file; every error names the file and the key.
+
+    ``updates`` (command-line settings such as ``{"search": {"num_samples": 4}}``) are merged
+    into the file before validation, so they are checked the same way.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: search-space file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    raw = _merge(raw, updates or {})
+    try:
+        spec = SpaceFile.model_validate(raw)
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            key = ".".join(str(p) for p in e["loc"]) or "<root>"
+            lines.append(f"{path}: unknown key '{key}'" if e["type"] == "extra_forbidden" else f"{path}: key '{key}': {e['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+    base_path = (path.resolve().parent / spec.base)
+    try:
+        base = load_config(base_path)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: key 'base': {err}") from None
+    for key in spec.overrides:
+        if not _path_known(key):
+            raise ConfigError(f"{path}: overrides.{key}: unknown config key '{key}'")
+    try:
+        base = trial_base(spec, base, f"{path}: overrides")
+    except ConfigError as err:
+        raise ConfigError(str(err)) from None
+    dists: dict[str, tuple[str, Any]] = {}
+    for key, raw_dist in spec.space.items():
+        where = f"{path}: space.{key}"
+        if not _path_known(key):
+            raise ConfigError(f"{where}: unknown config key '{key}'")
+        if key in ("train.epochs", "train.num_workers", "train.seed"):
+            raise ConfigError(f"{where}: set by the sweep itself (scheduler.max_epochs, trial.workers, search.seed)")
+        kind, arg = parse_distribution(where, raw_dist)
+        for value in sample_values(kind, arg):
+            try:
+                apply_overrides(base, {key: value}, "run config")
+            except ConfigError as err:
+                raise ConfigError(f"{where}: value {value!r} is rejected by the run config: {err}") from None
+        dists[key] = (kind, arg)
+    return SweepSpace(path, spec, base, dists)
+
+
+def find_space_files(root: str | Path) -> list[Path]:
+    """Every ``*.yaml``/``*.yml`` below ``root``, recursively (a flat listing misses sub-folders)."""
+    root = Path(root)
+    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())

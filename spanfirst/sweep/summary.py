@@ -1,0 +1,147 @@
+"""Finished trials -> status, score, a CSV table and a plot of the dev metric against time.
+
+A trial's status comes from its own history (and the scheduler's record when this driver saw
+the decision), so it is the same after ``--resume`` as in the run that produced the trial:
+it ran all epochs or stopped on its own patience -> completed; it errored -> failed; it ended
+earlier than either -> stopped_by_asha (or stopped_by_time_budget when the budget ran out).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+COMPLETED, STOPPED_BY_ASHA, FAILED = "completed", "stopped_by_asha", "failed"
+STOPPED_BY_BUDGET, NOT_STARTED = "stopped_by_time_budget", "not_started"
+
+
+@dataclass
+class TrialSummary:
+    trial_id: str
+    status: str
+    params: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metric: str = "dev_score"
+    error: str | None = None
+
+    @property
+    def epochs(self) -> int:
+        return int(self.history[-1]["epoch"]) if self.history else 0
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The best epoch's row on the sweep metric (a trial's score is its best epoch)."""
+        rows = [r for r in self.history if _finite(r.get(self.metric))]
+        return max(rows, key=lambda r: float(r[self.metric])) if rows else None
+
+    @property
+    def score(self) -> float:
+        best = self.best
+        return float(best[self.metric]) if best else -math.inf
+
+    @property
+    def checkpoint(self) -> str | None:
+        """The checkpoint kept for this trial: the loop writes one only when dev_score improved
+        and the trainer keeps one (num_to_keep=1, best dev_score), i.e. the last one reported."""
+        paths = [r["checkpoint_path"] for r in self.history if isinstance(r.get("checkpoint_path"), str)]
+        return paths[-1] if paths else None
+
+    @property
+    def overhead(self) -> float | None:
+        value = self.history[0].get("trial_overhead_seconds") if self.history else None
+        return float(value) if _finite(value) else None
+
+    @property
+    def elapsed(self) -> float | None:
+        value = self.history[-1].get("trial_elapsed_seconds") if self.history else None
+        return float(value) if _finite(value) else None
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def classify(history: list[dict[str, Any]], error: bool, max_epochs: int, patience: int,
+             stopped_by_scheduler: bool, budget_exhausted: bool) -> str:
+    """The final status of one trial (see the module docstring)."""
+    if error:
+        return FAILED
+    if not history:
+        return STOPPED_BY_BUDGET if budget_exhausted else NOT_STARTED
+    last = int(history[-1]["epoch"])
+    if last >= max_epochs:
+        return COMPLETED
+    if patience:
+        best_epoch = max(history, key=lambda r: float(r.get("dev_score", -math.inf)))["epoch"]
+        if last - int(best_epoch) >= patience:
+            return COMPLETED  # the loop's own early stopping
+    if budget_exhausted and not stopped_by_scheduler:
+        return STOPPED_BY_BUDGET
+    return STOPPED_BY_ASHA
+
+
+def history_rows(frame: Any) -> list[dict[str, Any]]:
+    """A Tune result DataFrame -> one dict per reported epoch (NaN cells dropped)."""
+    if frame is None or len(frame) == 0:
+        return []
+    rows = []
+    for rec in frame.to_dict("records"):
+        rows.append({k: v for k, v in rec.items() if not (isinstance(v, float) and math.isnan(v))})
+    rows.sort(key=lambda r: r.get("epoch", r.get("training_iteration", 0)))
+    return rows
+
+
+def write_table(trials: list[TrialSummary], path: Path, run_ids: dict[str, str]) -> Path:
+    """One row per trial: status, best score and epoch, epochs run, timing, sampled params."""
+    keys = sorted({k for t in trials for k in t.params})
+    header = ["trial_id", "status", "score", "best_epoch", "epochs", "overhead_s", "elapsed_s",
+              "train_s", "mlflow_run_id", *keys, "checkpoint"]
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for t in sorted(trials, key=lambda t: t.score, reverse=True):
+            best = t.best or {}
+            train_s = sum(float(r.get("epoch_train_seconds", 0.0)) for r in t.history)
+            w.writerow([t.trial_id, t.status, _fmt(t.score), best.get("epoch", ""), t.epochs, _fmt(t.overhead),
+                        _fmt(t.elapsed), _fmt(train_s), run_ids.get(t.trial_id, ""),
+                        *[t.params.get(k, "") for k in keys], t.checkpoint or ""])
+    return path
+
+
+def _fmt(v: float | None) -> str:
+    return "" if v is None or not math.isfinite(v) else f"{v:.4f}"
+
+
+def plot_progress(trials: list[TrialSummary], path: Path, metric: str) -> Path:
+    """Dev metric against time since trial start, one line per trial; where ASHA stopped a
+    trial its line ends in a red cross, a completed trial ends in a dot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for t in trials:
+        pts = [(float(r["trial_elapsed_seconds"]), float(r[metric])) for r in t.history
+               if _finite(r.get("trial_elapsed_seconds")) and _finite(r.get(metric))]
+        if not pts:
+            continue
+        xs, ys = zip(*pts)
+        line, = ax.plot(xs, ys, marker=".", linewidth=1, label=f"{t.trial_id.rsplit('_', 1)[-1]} ({t.status})")
+        if t.status == STOPPED_BY_ASHA:
+            ax.plot(xs[-1], ys[-1], marker="x", color="red", markersize=10, markeredgewidth=2)
+        else:
+            ax.plot(xs[-1], ys[-1], marker="o", color=line.get_color(), markersize=6)
+    ax.plot([], [], "x", color="red", label="stopped by ASHA")
+    ax.set_xlabel("seconds since trial start (incl. start-up)")
+    ax.set_ylabel(metric)
+    ax.set_title("Sweep progress per trial")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,232 @@
+"""MLflow helpers shared by the sweep driver, its trials and the Ray Train controller.
+
+Everything goes through an explicit :class:`mlflow.MlflowClient` for a given tracking URI, not
+MLflow's process-global "active run", because one sweep logs from several processes (driver,
+trial actors, Train controllers) and, against a tracking server, from several nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DB = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+TRIAL_TAG = "spanfirst.trial_id"
+STATUS_TAG = "spanfirst.status"
+PARENT_TAG = "mlflow.parentRunId"
+CHAMPION = "champion"
+_MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter value
+
+
+def resolve_tracking_uri(cli: str | None = None, space_file: str | None = None) -> str:
+    """CLI, then the space file, then ``MLFLOW_TRACKING_URI``, then ``sqlite:///mlflow.db`` here.
+
+    Local stores are made absolute: Ray runs trials in other working directories.
+    """
+    uri = cli or space_file or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_DB}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    elif "://" not in uri:  # a plain folder: MLflow's file store
+        uri = Path(uri).resolve().as_uri()
+    return uri
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where new experiments keep artifacts: ``mlartifacts`` beside a SQLite file; a server decides itself."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_DIR).resolve().as_uri()
+    return None
+
+
+def client(uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(uri: str, name: str) -> str:
+    """The experiment's id, created (with artifacts beside a SQLite store) if missing."""
+    c = client(uri)
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            c.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    return c.create_experiment(name, artifact_location=artifact_root(uri))
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr_heads": 1e-4}}`` -> ``{"train.lr_heads": 1e-4}``: param names = config paths."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def param_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text[:_MAX_PARAM_CHARS]
+
+
+def log_params(uri: str, run_id: str, params: dict[str, Any]) -> None:
+    """Log params in batches of 100 (MLflow's per-request limit); already-logged keys are skipped."""
+    from mlflow.entities import Param
+
+    c = client(uri)
+    have = c.get_run(run_id).data.params
+    todo = [Param(k, param_value(v)) for k, v in params.items() if k not in have]
+    for lo in range(0, len(todo), 100):
+        c.log_batch(run_id, params=todo[lo : lo + 100])
+
+
+def log_metrics(uri: str, run_id: str, metrics: dict[str, Any], step: int) -> None:
+    """Finite numeric metrics only (the loop also reports flags and strings)."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
+             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))]
+    for lo in range(0, len(batch), 1000):
+        client(uri).log_batch(run_id, metrics=batch[lo : lo + 1000])
+
+
+def find_child_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str) -> Any | None:
+    """The run already logged for this trial (a resumed sweep must not create a second one)."""
+    runs = client(uri).search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and tags.`{PARENT_TAG}` = '{parent_run_id}'",
+        max_results=5,
+    )
+    return runs[0] if runs else None
+
+
+def start_child_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str, run_name: str,
+                    tags: dict[str, str], restart: bool = True) -> tuple[str, set[int]]:
+    """(run id, epochs already logged): reuses this trial's run on resume, creates it otherwise.
+
+    ``restart``: an existing run means the trial was started again (counted in a tag)."""
+    c = client(uri)
+    existing = find_child_run(uri, experiment_id, parent_run_id, trial_id)
+    if existing is not None:
+        run_id = existing.info.run_id
+        c.update_run(run_id, status="RUNNING")
+        logged = {m.step for m in c.get_metric_history(run_id, "dev_score")}
+        if restart:
+            c.set_tag(run_id, "spanfirst.restarts", str(int(existing.data.tags.get("spanfirst.restarts", "0")) + 1))
+    else:
+        run = c.create_run(experiment_id, run_name=run_name,
+                           tags={PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id, **tags})
+        run_id, logged = run.info.run_id, set()
+    c.set_tag(run_id, STATUS_TAG, "running")
+    return run_id, logged
+
+
+def finish_run(uri: str, run_id: str, status: str) -> None:
+    """Final trial status tag (completed / stopped_by_asha / failed / ...) and MLflow run status."""
+    mlflow_status = {"completed": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
+    c = client(uri)
+    c.set_tag(run_id, STATUS_TAG, status)
+    c.set_terminated(run_id, status=mlflow_status)
+
+
+def log_evaluation_artifacts(uri: str, run_id: str, checkpoint_dir: str | Path) -> list[str]:
+    """The checkpoint's evaluation report and its confusion matrices (JSON + PNG) on a run.
+
+    Logged each time the trial's best checkpoint changes, so what the run shows is the best
+    epoch's. Returns the artifact names.
+    """
+    from spanfirst.plots import save_confusion_png
+
+    checkpoint_dir = Path(checkpoint_dir)
+    metrics = json.loads((checkpoint_dir / "metrics.json").read_text(encoding="utf-8"))
+    report = metrics.get("report") or {}
+    c = client(uri)
+    names = []
+    with tempfile.TemporaryDirectory(prefix="spanfirst-eval-") as tmp:
+        out = Path(tmp)
+        (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+        names.append("report.json")
+        for name, (matrix, labels) in confusion_matrices(checkpoint_dir, report).items():
+            (out / f"{name}.json").write_text(json.dumps({"labels": labels, "matrix": matrix}, ensure_ascii=False),
+                                             encoding="utf-8")
+            save_confusion_png(matrix, labels, out / f"{name}.png", f"{name} (epoch {metrics.get('epoch')})")
+            names += [f"{name}.json", f"{name}.png"]
+        c.log_artifacts(run_id, str(out), artifact_path="evaluation")
+    c.set_tag(run_id, "spanfirst.best_epoch", str(metrics.get("epoch")))
+    return names
+
+
+def confusion_matrices(checkpoint_dir: Path, report: dict[str, Any]) -> dict[str, tuple[list[list[int]], list[str]]]:
+    """``Task.confusion_matrices(report)`` for a checkpoint, without rebuilding the task's data.
+
+    The task methods read only the config and the label info saved in labels.json, so a bare
+    instance carrying those is enough (building the real task would re-tokenize the data).
+    """
+    import yaml
+
+    from spanfirst.config import config_from_dict
+    from spanfirst.tasks import Task, get_task
+
+    cfg = config_from_dict(yaml.safe_load((checkpoint_dir / "config.yaml").read_text(encoding="utf-8")))
+    labels = json.loads((checkpoint_dir / "labels.json").read_text(encoding="utf-8"))
+    cls = get_task(cfg.task)
+    view = object.__new__(cls)
+    Task.__init__(view, cfg, {})
+    for key, value in labels.items():
+        if key not in ("task", "version"):
+            setattr(view, key, value)
+    try:
+        return view.confusion_matrices(report)
+    except (AttributeError, KeyError):  # a task whose method needs more than its label info
+        return {k: (v, [str(i) for i in range(len(v))]) for k, v in report.items()
+                if k.endswith("confusion") and isinstance(v, list)}
+
+
+def champion_score(uri: str, name: str, metric: str) -> tuple[str | None, float | None]:
+    """(version, score on ``metric``) of the model holding the ``champion`` alias, if any."""
+    from mlflow.exceptions import MlflowException
+
+    c = client(uri)
+    try:
+        mv = c.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None, None
+    if mv.tags.get("spanfirst.metric") == metric and "spanfirst.score" in mv.tags:
+        return mv.version, float(mv.tags["spanfirst.score"])
+    if mv.run_id:  # registered by other means: its run's metric, if it logged one
+        value = c.get_run(mv.run_id).data.metrics.get(metric)
+        return mv.version, None if value is None else float(value)
+    return mv.version, None
+
+
+def promote_if_better(uri: str, name: str, version: str, metric: str, score: float) -> tuple[bool, str]:
+    """Give ``version`` the champion alias only if it beats the current champion on ``metric``.
+
+    A sweep never silently demotes a better model: a champion that cannot be compared (no score
+    on this metric) keeps the alias. Returns (promoted, a sentence saying what happened).
+    """
+    c = client(uri)
+    c.set_model_version_tag(name, version, "spanfirst.metric", metric)
+    c.set_model_version_tag(name, version, "spanfirst.score", repr(float(score)))
+    current, best = champion_score(uri, name, metric)
+    if current is None:
+        c.set_registered_model_alias(name, CHAMPION, version)
+        return True, f"version {version} is the first champion of {name} ({metric} {score:.4f})"
+    if best is None:
+        return False, (f"version {version} registered without the alias: champion version {current} has no "
+                       f"{metric} to compare against, so it keeps the alias")
+    if score > best:
+        c.set_registered_model_alias(name, CHAMPION, version)
+        return True, f"version {version} ({metric} {score:.4f}) beats champion version {current} ({best:.4f}): now champion"
+    return False, (f"version {version} ({metric} {score:.4f}) does not beat champion version {current} "
+                   f"({best:.4f}): registered without the alias")

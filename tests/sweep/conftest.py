@@ -1,0 +1,84 @@
+"""Fixtures of the real sweep tests: a real ``mlflow server`` on 127.0.0.1 and ``sweep_tools``
+(run ``pipelines/sweep.py`` in its own process, so every sweep gets a fresh Ray that ends with it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SWEEP = REPO / "pipelines" / "sweep.py"
+CONFIGS = REPO / "spanfirst" / "configs"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _sweep_cmd(space: Path, *args: str) -> list[str]:
+    return [sys.executable, "-u", str(SWEEP), str(space), *args]
+
+
+def _run_sweep(space: Path, cwd: Path, *args: str, timeout: float = 420) -> str:
+    """Run ``pipelines/sweep.py`` to the end in its own process (its own Ray); returns its output."""
+    out = subprocess.run(_sweep_cmd(space, *args), cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "RAY_DEDUP_LOGS": "1"})
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-6000:]
+    return out.stdout
+
+
+def _write_space(path: Path, body: str) -> Path:
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def sweep_tools() -> SimpleNamespace:
+    return SimpleNamespace(configs=CONFIGS, cmd=_sweep_cmd, run=_run_sweep, write_space=_write_space)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real tracking server on 127.0.0.1 (SQLite backend, artifacts served by the server)."""
+    port = free_port()
+    root = tmp_path / "mlflow-server"
+    root.mkdir()
+    log = (root / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--serve-artifacts"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield uri
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()

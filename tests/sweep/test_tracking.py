@@ -1,0 +1,206 @@
+"""Sweep pieces that need no Ray: tracking URI, params, seeds, statuses, concurrency, the champion
+rule on a real (SQLite) registry, and the pyfunc model logged from a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from spanfirst import tracking
+from spanfirst.sweep.runner import SweepError, concurrency, searcher
+from spanfirst.sweep.space import load_space
+from spanfirst.sweep.summary import TrialSummary, classify, plot_progress, write_table
+from spanfirst.sweep.trial import trial_index, trial_seed
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_tracking_uri_precedence_and_local_paths_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.resolve_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert tracking.artifact_root(tracking.resolve_tracking_uri()) == (tmp_path / "mlartifacts").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking.resolve_tracking_uri() == "http://127.0.0.1:5999"
+    assert tracking.resolve_tracking_uri(None, "sqlite:///x/t.db") == f"sqlite:///{tmp_path / 'x' / 't.db'}"
+    assert tracking.resolve_tracking_uri("http://h:1", "sqlite:///x.db") == "http://h:1"
+    assert tracking.resolve_tracking_uri("store") == (tmp_path / "store").as_uri()
+    assert tracking.artifact_root("http://h:1") is None
+
+
+def test_params_are_named_as_config_paths():
+    flat = tracking.flatten({"train": {"lr_heads": 1e-4, "seed": 3}, "ner": {"top_k": {"k_min": 4}, "w": None},
+                             "data": {"labels": []}})
+    assert flat == {"train.lr_heads": 1e-4, "train.seed": 3, "ner.top_k.k_min": 4, "ner.w": None, "data.labels": []}
+    assert tracking.param_value([1.0, 2.0]) == "[1.0, 2.0]" and tracking.param_value("x") == "x"
+
+
+def test_trial_seeds_depend_on_sweep_seed_and_trial_number_only():
+    assert trial_index("a1b2c_00003") == 3 and trial_index("odd") == 0
+    seeds = [trial_seed(0, i) for i in range(50)]
+    assert len(set(seeds)) == 50 and seeds == [trial_seed(0, i) for i in range(50)]
+    assert trial_seed(1, 0) != trial_seed(0, 0)
+    assert all(0 <= s < 2**31 for s in seeds)
+
+
+def rows(*scores: float) -> list[dict]:
+    return [{"epoch": i + 1, "dev_score": s} for i, s in enumerate(scores)]
+
+
+@pytest.mark.parametrize(("history", "error", "patience", "by_asha", "budget", "status"), [
+    (rows(0.1, 0.2, 0.3, 0.4), False, 2, False, False, "completed"),  # all max_epochs
+    (rows(0.3, 0.2, 0.1), False, 2, False, False, "completed"),  # its own early stopping
+    (rows(0.1), False, 2, True, False, "stopped_by_asha"),
+    (rows(0.1, 0.2), False, 0, False, False, "stopped_by_asha"),  # no record (resumed): derived
+    (rows(0.1, 0.2), False, 0, False, True, "stopped_by_time_budget"),
+    (rows(0.1, 0.2), False, 0, True, True, "stopped_by_asha"),
+    (rows(0.1), True, 2, False, False, "failed"),
+    ([], False, 2, False, False, "not_started"),
+])
+def test_final_status(history, error, patience, by_asha, budget, status):
+    assert classify(history, error, 4, patience, by_asha, budget) == status
+
+
+def test_a_trials_score_is_its_best_epoch_and_checkpoint_the_last_kept(tmp_path):
+    hist = [{"epoch": 1, "dev_score": 0.2, "checkpoint_path": "/c1", "trial_elapsed_seconds": 10.0,
+             "trial_overhead_seconds": 8.0, "epoch_train_seconds": 1.0},
+            {"epoch": 2, "dev_score": 0.5, "checkpoint_path": "/c2", "trial_elapsed_seconds": 12.0},
+            {"epoch": 3, "dev_score": 0.4, "trial_elapsed_seconds": 14.0, "epoch_train_seconds": 1.5}]
+    t = TrialSummary("x_00001", "completed", {"train.lr_heads": 0.01}, hist)
+    assert t.score == 0.5 and t.best["epoch"] == 2 and t.checkpoint == "/c2" and t.epochs == 3
+    assert t.overhead == 8.0 and t.elapsed == 14.0
+    empty = TrialSummary("x_00002", "not_started", {}, [])
+    assert empty.score == -math.inf and empty.checkpoint is None
+    stopped = TrialSummary("x_00003", "stopped_by_asha", {"train.lr_heads": 0.1}, hist[:1])
+    table = write_table([empty, t, stopped], tmp_path / "trials.csv", {"x_00001": "run1"})
+    lines = table.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("trial_id,status,score,best_epoch") and len(lines) == 4
+    assert lines[1].startswith("x_00001,completed,0.5000,2,3,8.0000,14.0000,2.5000,run1,0.01,/c2")
+    png = plot_progress([t, stopped, empty], tmp_path / "progress.png", "dev_score")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_concurrency_follows_the_cluster_and_the_trial_request(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("task: ner\ndata: {train: t.jsonl}\n", encoding="utf-8")
+
+    def space(trial: str, search: str = "num_samples: 8") -> object:
+        path = tmp_path / "s.yaml"
+        path.write_text(f"base: base.yaml\ntrial: {{{trial}}}\nsearch: {{{search}}}\n"
+                        "space:\n  model.dropout: {uniform: [0.0, 0.2]}\n", encoding="utf-8")
+        return load_space(path)
+
+    assert concurrency(space("workers: 1"), {"CPU": 2.0}) == 2
+    assert concurrency(space("workers: 2"), {"CPU": 2.0}) == 1
+    assert concurrency(space("workers: 1, cpus_per_worker: 4"), {"CPU": 16.0}) == 4
+    assert concurrency(space("workers: 1", "num_samples: 8, max_concurrent: 1"), {"CPU": 2.0}) == 1
+    assert concurrency(space("workers: 1", "num_samples: 1"), {"CPU": 2.0}) == 1
+    # fractional GPUs: two trials per GPU, bounded by the GPUs as well as the CPUs
+    assert concurrency(space("workers: 1, gpus_per_worker: 0.5"), {"CPU": 16.0, "GPU": 2.0}) == 4
+    assert concurrency(space("workers: 1, gpus_per_worker: 0.5"), {"CPU": 3.0, "GPU": 2.0}) == 3
+    with pytest.raises(SweepError, match="one trial needs 2 CPU"):
+        concurrency(space("workers: 2"), {"CPU": 1.0})
+
+
+@pytest.mark.slow
+def test_champion_alias_moves_only_to_a_better_model(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c = tracking.client(uri)
+    c.create_registered_model("m")
+    src = tmp_path / "src"
+    src.mkdir()
+
+    def version() -> str:
+        return c.create_model_version("m", str(src)).version
+
+    v1 = version()
+    assert tracking.promote_if_better(uri, "m", v1, "dev_score", 0.5)[0]
+    v2 = version()
+    promoted, message = tracking.promote_if_better(uri, "m", v2, "dev_score", 0.4)
+    assert not promoted and "does not beat champion version 1" in message
+    v3 = version()
+    assert not tracking.promote_if_better(uri, "m", v3, "dev_score", 0.5)[0]  # a tie does not demote
+    v4 = version()
+    assert tracking.promote_if_better(uri, "m", v4, "dev_score", 0.6)[0]
+    assert c.get_model_version_by_alias("m", "champion").version == v4
+    # a champion scored on another metric cannot be compared: it keeps the alias
+    v5 = version()
+    promoted, message = tracking.promote_if_better(uri, "m", v5, "dev_micro_f1", 0.99)
+    assert not promoted and "keeps the alias" in message
+    assert c.get_model_version_by_alias("m", "champion").version == v4
+
+
+@pytest.fixture
+def ner_checkpoint(tiny_backbone, tmp_path) -> Path:
+    from spanfirst.backbone import load_encoder, load_tokenizer
+    from spanfirst.config import RunConfig, apply_overrides
+    from spanfirst.ner.model import SpanFirstModel
+    from spanfirst.tasks import save_checkpoint
+
+    cfg = apply_overrides(RunConfig(), {"model.backbone": str(tiny_backbone), "ner.score_threshold": 0.0})
+    types = ["LC", "PS"]
+    model = SpanFirstModel(load_encoder(str(tiny_backbone)), len(types), cfg.ner, 0.0)
+    return save_checkpoint(model, load_tokenizer(str(tiny_backbone)), cfg, {"types": types}, tmp_path / "ckpt",
+                           metrics={"epoch": 1, "report": {}})
+
+
+def test_confusion_matrices_come_from_the_task_and_the_checkpoint_labels(ner_checkpoint):
+    report = {"length_bin_confusion": [[1, 0, 0, 0]] * 4, "type_confusion": [[0, 1, 0]] * 3}
+    mats = tracking.confusion_matrices(ner_checkpoint, report)
+    assert mats["type_confusion"][1] == ["O", "LC", "PS"]
+    assert mats["length_bin_confusion"][1] == ["1", "2", "3-4", "5-6"]
+
+
+@pytest.mark.slow
+def test_checkpoint_logged_as_a_pyfunc_model_from_code(ner_checkpoint, tmp_path):
+    import mlflow
+    import pandas as pd
+
+    from spanfirst.serving.log_model import log_checkpoint_model
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    exp = tracking.ensure_experiment(uri, "unit")
+    try:
+        with mlflow.start_run(experiment_id=exp):
+            info, version = log_checkpoint_model(ner_checkpoint, "ner", "unit-ner")
+        assert str(version.version) == "1"
+        local = Path(mlflow.artifacts.download_artifacts(info.model_uri, dst_path=str(tmp_path / "dl")))
+        mlmodel = (local / "MLmodel").read_text(encoding="utf-8")
+        assert "model_code_path" in mlmodel and not list(local.rglob("*.pkl"))  # code, not a pickle
+        assert list(local.rglob("heads.safetensors")) and list(local.rglob("model.safetensors"))
+        assert json.loads((local / "serving_input_example.json").read_text())["dataframe_split"]["columns"] == ["text"]
+        model = mlflow.pyfunc.load_model("models:/unit-ner/1")
+        assert [c.name for c in model.metadata.get_input_schema().inputs] == ["text"]
+        out = model.predict(pd.DataFrame({"text": ["가수 김흥국이 왕십리에서 콘서트를 열었다.", "서울"]}))
+        assert list(out.columns) == ["entities"] and len(out) == 2
+        assert all({"start", "end", "type", "score", "text"} <= set(e) for ents in out["entities"] for e in ents)
+        with pytest.raises(ValueError, match="not a 're' one"):
+            log_checkpoint_model(ner_checkpoint, "re")
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_searcher_is_seeded_and_bounded_and_explains_what_it_cannot_do(tmp_path):
+    import importlib.util
+
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    (tmp_path / "base.yaml").write_text("task: ner\ndata: {train: t.jsonl}\n", encoding="utf-8")
+
+    def space(algorithm: str, dist: str = "{uniform: [0.0, 0.2]}") -> object:
+        path = tmp_path / "s.yaml"
+        path.write_text(f"base: base.yaml\nsearch: {{algorithm: {algorithm}, seed: 7}}\n"
+                        f"space:\n  model.dropout: {dist}\n", encoding="utf-8")
+        return load_space(path)
+
+    gen = searcher(space("random"), 2)
+    assert isinstance(gen, BasicVariantGenerator) and gen.max_concurrent == 2
+    with pytest.raises(SweepError, match="'grid' \\(model.dropout\\) needs search.algorithm: random"):
+        searcher(space("optuna", "{grid: [0.0, 0.1]}"), 2)
+    if importlib.util.find_spec("hyperopt") is None:
+        with pytest.raises(SweepError, match="needs the 'hyperopt' package"):
+            searcher(space("hyperopt"), 2)

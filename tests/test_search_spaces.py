@@ -1,0 +1,25 @@
+"""Every shipped search space, in every sub-folder of search_spaces/, loads and validates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spanfirst.sweep.space import find_space_files, load_space
+
+SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+FILES = find_space_files(SPACES)
+
+
+def test_the_shipped_spaces_are_there():
+    names = {p.name for p in FILES}
+    assert {"quickstart.yaml", "ner_span_first.yaml", "re.yaml"} <= names, names
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.relative_to(SPACES).as_posix() for p in FILES])
+def test_space_file_is_valid(path):
+    space = load_space(path)
+    assert space.dists, f"{path}: empty space"
+    tune_space = space.tune_space()
+    assert set(tune_space) == set(space.spec.space)
