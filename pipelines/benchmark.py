@@ -2,6 +2,9 @@
 
 ``python pipelines/benchmark.py ner [--data ../shared/data] [--epochs 10]``
 ``python pipelines/benchmark.py sweep``  (the quickstart sweep: wall time, per-trial overhead, CPU use)
+``python pipelines/benchmark.py serve``  (mlflow models serve over HTTP: latency, throughput, NER and RE)
+``python pipelines/benchmark.py heads [--epochs 4]``  (NER heads side by side, 3 seeds; cost at base size)
+``python pipelines/benchmark.py sweep-efficiency``  (KLUE-RE: ASHA / no stopping / Optuna TPE + Hyperband, same budget)
 """
 
 from __future__ import annotations
@@ -18,26 +21,39 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("suite", choices=["ner", "re", "sweep"])
+    ap.add_argument("suite", choices=["ner", "re", "sweep", "serve", "heads", "sweep-efficiency"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: 10; heads: 4)")
     ap.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     ap.add_argument("--workdir", type=Path, default=None, help="where runs go (default: a temporary folder)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="spanfirst-bench-") as tmp:
         work = args.workdir or Path(tmp)
+        epochs = args.epochs or (4 if args.suite == "heads" else 10)
         if args.suite == "re":
             from spanfirst.bench.re import run as run_re
 
-            body = run_re(args.data.resolve(), work, epochs=args.epochs)
+            body = run_re(args.data.resolve(), work, epochs=epochs)
         elif args.suite == "ner":
             from spanfirst.bench.ner import run
 
-            body = run(args.data.resolve(), work, epochs=args.epochs)
+            body = run(args.data.resolve(), work, epochs=epochs)
         elif args.suite == "sweep":
             from spanfirst.bench.sweep import run as run_sweep_bench
 
             body = run_sweep_bench(work)
+        elif args.suite == "sweep-efficiency":
+            from spanfirst.bench.sweep_efficiency import run as run_efficiency
+
+            body = run_efficiency(args.data.resolve(), work, args.doc.parent / "sweep_efficiency.png")
+        elif args.suite == "heads":
+            from spanfirst.bench.heads import run as run_heads
+
+            body = run_heads(args.data.resolve(), work, epochs=epochs)
+        elif args.suite == "serve":
+            from spanfirst.bench.serve import run as run_serve_bench
+
+            body = run_serve_bench(args.data.resolve(), work)
     write_section(args.doc, args.suite, body)
     print(body)
     return 0

@@ -2,7 +2,7 @@
 
 ``python pipelines/sweep.py [SPACE.yaml] [--num-samples N] [--max-concurrent M] [--gpus-per-worker G]
 [--workers-per-trial W] [--time-budget S] [--address ADDR] [--resume [DIR]] [--tracking-uri URI]
-[--storage PATH]``
+[--storage PATH_OR_URI] [--shared-storage]``
 
 Without arguments it runs ``search_spaces/quickstart.yaml`` (bundled sample, tiny offline backbone,
 CPU) and ends with the command that serves the best model.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from spanfirst.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SPACE = REPO / "search_spaces" / "quickstart.yaml"
+STORAGE_ENV = "SPANFIRST_SWEEP_STORAGE"  # set on every node by cluster.yaml
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,28 +32,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gpus-per-worker", type=float, help="GPUs per Train worker; fractions share a GPU between trials")
     ap.add_argument("--workers-per-trial", type=int, help="Ray Train workers per trial")
     ap.add_argument("--time-budget", type=float, metavar="S", help="stop starting/continuing trials after S seconds")
-    ap.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    ap.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
     ap.add_argument("--resume", nargs="?", const="latest", metavar="DIR",
                     help="continue an interrupted sweep: its folder, or the newest one of this space")
     ap.add_argument("--tracking-uri", help="MLflow tracking URI (default: the file's, $MLFLOW_TRACKING_URI, "
                                            "or sqlite:///mlflow.db here)")
-    ap.add_argument("--storage", default="runs/sweeps", help="where Tune and Train results go (default: runs/sweeps)")
+    ap.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or "runs/sweeps",
+                    help=f"where Tune and Train results go: a folder or a URI such as s3://BUCKET/PREFIX "
+                         f"(default: ${STORAGE_ENV}, else runs/sweeps); a multi-node cluster needs a URI "
+                         "or --shared-storage")
+    ap.add_argument("--shared-storage", action="store_true",
+                    help="the --storage folder is a shared filesystem (NFS, ...) at the same path on every node")
     args = ap.parse_args(argv)
 
     from spanfirst.sweep.runner import SweepError, SweepOptions, run_sweep, stopped_count
+    from spanfirst.sweep.storage import StorageError
 
     opts = SweepOptions(num_samples=args.num_samples, max_concurrent=args.max_concurrent,
                         gpus_per_worker=args.gpus_per_worker, workers_per_trial=args.workers_per_trial,
                         time_budget_s=args.time_budget, address=args.address, resume=args.resume,
-                        tracking_uri=args.tracking_uri, storage=args.storage)
+                        tracking_uri=args.tracking_uri, storage=args.storage, shared_storage=args.shared_storage)
     try:
         out = run_sweep(args.space, opts)
-    except (ConfigError, DataError, FileNotFoundError, SweepError) as err:
+    except (ConfigError, DataError, FileNotFoundError, SweepError, StorageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print()
     print(f"sweep {out.name}: {len(out.trials)} trials in {out.wall_seconds:.0f} s, {out.concurrency} at a time, "
-          f"{stopped_count(out)} stopped early by ASHA; results in {out.experiment_dir}")
+          f"{stopped_count(out)} stopped early by the scheduler; results in {out.experiment_dir}")
     if out.best is None:
         print("no trial produced a checkpoint; nothing registered", file=sys.stderr)
         return 1

@@ -1,4 +1,9 @@
-"""Train one model with Ray Train: ``python pipelines/train.py CONFIG [--set key=value ...]``."""
+"""Train one model with Ray Train: ``python pipelines/train.py CONFIG [--set key=value ...]``.
+
+``--register NAME`` then logs the best checkpoint as an MLflow pyfunc model in a run of
+``--experiment`` and registers it as NAME; it becomes ``NAME@champion`` only if it beats the
+current champion on dev_score (the sweep's rule).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,21 @@ from spanfirst.train.trainer import run_training
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config", help="run config YAML (e.g. spanfirst/configs/quickstart_ner.yaml)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config value by dotted path, e.g. --set train.epochs=3")
     ap.add_argument("--address", default=None, help="Ray cluster address (default: a local Ray)")
+    ap.add_argument("--register", metavar="NAME", default=None,
+                    help="register the best checkpoint as this MLflow model (champion only if better)")
+    ap.add_argument("--tracking-uri", default=None,
+                    help="MLflow tracking URI for --register (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    ap.add_argument("--experiment", default="spanfirst-train", help="MLflow experiment for --register")
+    ap.add_argument("--max-batch-size", type=int, default=None,
+                    help="most rows per serving request, stored in the model's model_config (default 256)")
     args = ap.parse_args(argv)
+    if args.max_batch_size is not None and args.max_batch_size < 1:
+        ap.error("--max-batch-size must be a positive integer")
     try:
         cfg = load_config(args.config, args.overrides)
     except (ConfigError, DataError) as err:
@@ -31,7 +45,22 @@ def main(argv: list[str] | None = None) -> int:
     best = {k: v for k, v in result.best_metrics.items() if isinstance(v, (int, float))}
     print(json.dumps({"best_checkpoint": str(result.best_dir) if result.best_dir else None, "best_epoch": best},
                      indent=1, default=str))
-    return 0 if result.best_dir else 1
+    if not result.best_dir:
+        return 1
+    if args.register:
+        from spanfirst.serving.register import register_checkpoint
+
+        reg = register_checkpoint(
+            result.best_dir, cfg, result.history, float(result.best_metrics["dev_score"]), args.register,
+            args.tracking_uri, args.experiment,
+            None if args.max_batch_size is None else {"max_batch_size": args.max_batch_size},
+        )
+        print(f"registered model: {reg.name} version {reg.version}{' (alias champion)' if reg.champion else ''}")
+        print(reg.message)
+        print("serve the champion:")
+        print(f"  export MLFLOW_TRACKING_URI={reg.tracking_uri}")
+        print(f"  mlflow models serve -m models:/{reg.name}@champion --env-manager local -h 127.0.0.1 -p 5001")
+    return 0
 
 
 if __name__ == "__main__":

@@ -65,11 +65,17 @@ class TinyBackboneConfig(_Strict):
     seed: int = 0
 
 
+NerHead = Literal["span_first", "bio", "global_pointer", "efficient_global_pointer", "gliner"]
+
+
 class ModelConfig(_Strict):
     # A hub name (xlm-roberta-base), a local directory, or "tiny": a 2-layer XLM-R built offline
     # from the training texts and loaded through the same from_pretrained path.
     backbone: str = "xlm-roberta-base"
-    head: Literal["span_first"] = "span_first"
+    # The NER head on the encoder (``ner.*`` configures each): span_first (the design), bio (token
+    # tagger), global_pointer / efficient_global_pointer (rotary span scorer), gliner (types as
+    # text prompts). RE has its own classifier and keeps the default.
+    head: NerHead = "span_first"
     max_length: int = Field(128, ge=8)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -89,6 +95,36 @@ class TopKConfig(_Strict):
         if self.k_min > self.k_max:
             raise ValueError(f"k_min ({self.k_min}) must not exceed k_max ({self.k_max})")
         return self
+
+
+class GlobalPointerConfig(_Strict):
+    """GlobalPointer and Efficient GlobalPointer heads (``model.head``)."""
+
+    max_span_width: int = Field(12, ge=1)  # longest span (tokens) scored and predicted
+    head_size: int = Field(64, ge=2)  # per-type (efficient: shared) query/key size; even for rotary
+
+    @field_validator("head_size")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError(f"head_size must be even (rotary embeddings rotate pairs), got {v}")
+        return v
+
+
+class GlinerConfig(_Strict):
+    """GLiNER-style head: entity types given as ``[ENT] type ... [SEP]`` prompts before the text."""
+
+    max_span_width: int = Field(12, ge=1)  # longest span (tokens) scored and predicted
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)  # keep (span, type) pairs with sigmoid score above this
+    decoding: Literal["flat", "nested"] = "flat"  # greedy best-first; nested keeps spans inside spans
+    # Negative type sampling per training batch: the batch's gold types plus randint(0, ratio) times
+    # as many absent types, in shuffled order (0: gold types only).
+    max_neg_type_ratio: int = Field(1, ge=0)
+    drop_types: bool = False  # also keep only a random-length prefix of the shuffled types
+    # A type's vector: its [ENT] token's hidden state (GLiNER), or the mean over [ENT] and the
+    # type name's tokens. A randomly initialised encoder (the tiny backbone) never learns which name
+    # follows an [ENT] when the prompt order is shuffled: use "mean" there.
+    type_pooling: Literal["ent", "mean"] = "ent"
 
 
 class NerConfig(_Strict):
@@ -117,6 +153,9 @@ class NerConfig(_Strict):
     hard_negatives: int = Field(2, ge=0)
     partial_credit: bool = False
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # start, length, type
+    # The other heads (model.head); span-first reads the settings above.
+    global_pointer: GlobalPointerConfig = Field(default_factory=GlobalPointerConfig)
+    gliner: GlinerConfig = Field(default_factory=GlinerConfig)
 
     def candidate_lengths(self) -> list[int]:
         """The span lengths each start candidate expands into."""
@@ -205,6 +244,12 @@ class RunConfig(_Strict):
         if not v or "/" in v:
             raise ValueError("name must be a non-empty string without '/'")
         return v
+
+    @model_validator(mode="after")
+    def _head_fits_task(self) -> "RunConfig":
+        if self.task != "ner" and self.model.head != "span_first":
+            raise ValueError(f"model.head '{self.model.head}' is an NER head; task '{self.task}' needs span_first")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -19,6 +19,7 @@ from spanfirst.config import RunConfig, apply_overrides, load_config
 from spanfirst.data.alignment import AlignedExample, encode
 from spanfirst.data.readers import read_ner
 from spanfirst.ner.features import collate
+from spanfirst.ner.heads.common import encode_text
 from spanfirst.ner.predictor import NerPredictor
 from spanfirst.tasks import to_device
 from spanfirst.train.trainer import TrainingResult, run_training
@@ -71,7 +72,7 @@ def inference_speed(checkpoint: Path, texts: list[str], batch_size: int = 64, re
         for _ in range(repeats):
             t0 = time.perf_counter()
             for b in batches:
-                pred.model.encode(b["input_ids"], b["attention_mask"])
+                encode_text(pred.model.encoder, b["input_ids"], b["attention_mask"])
             bare.append(time.perf_counter() - t0)
     return {
         "sentences_per_second": len(texts) / min(full),

@@ -30,25 +30,27 @@ def cpu_jiffies() -> tuple[int, int]:
     return busy, busy + idle + iowait
 
 
-def timed_sweep(work: Path, *args: str) -> dict[str, Any]:
-    """Run the sweep CLI in ``work``; wall time, CPU use and its trials table."""
+def timed_sweep(work: Path, *args: str, space: Path = QUICKSTART) -> dict[str, Any]:
+    """Run the sweep CLI on ``space`` in ``work``; wall time, CPU use and its trials table."""
     work.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
     hz = os.sysconf("SC_CLK_TCK")
     load_before = os.getloadavg()[0]
     busy0, _ = cpu_jiffies()
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(REPO / "pipelines" / "sweep.py"), str(QUICKSTART), *args,
+    started, t0 = time.time(), time.perf_counter()
+    proc = subprocess.run([sys.executable, str(REPO / "pipelines" / "sweep.py"), str(space), *args,
                            "--storage", str(work / "runs"), "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}"],
                           cwd=work, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     busy1, _ = cpu_jiffies()
     if proc.returncode != 0:
         raise RuntimeError(f"sweep failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
-    rows = list(csv.DictReader(next((work / "runs").glob("quickstart-*/trials.csv")).open(encoding="utf-8")))
+    exp_dir = next((work / "runs").glob(f"{space.stem}-*/trials.csv")).parent
+    rows = list(csv.DictReader((exp_dir / "trials.csv").open(encoding="utf-8")))
     overheads = [float(r["overhead_s"]) for r in rows if r["overhead_s"]]
     return {
-        "wall": wall, "trials": len(rows), "cores": cores, "load_before": load_before,
+        "wall": wall, "started": started, "exp_dir": exp_dir, "rows": rows,
+        "trials": len(rows), "cores": cores, "load_before": load_before,
         "cpu_util": (busy1 - busy0) / hz / (wall * cores),
         "stopped": sum(r["status"] == "stopped_by_asha" for r in rows),
         "completed": sum(r["status"] == "completed" for r in rows),

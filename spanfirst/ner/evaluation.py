@@ -1,5 +1,6 @@
 """NER evaluation report: strict/lenient F1 beside the dictionary baseline, and the
-span-first diagnostics (length-bin confusion, candidate recall, NMS overlap)."""
+span-first diagnostics (length-bin confusion, candidate recall, NMS overlap) where the head
+has them: a head without a length head, candidates or overlapping output leaves them out."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ class SentencePrediction:
     index: int
     token_spans: list[tuple[int, int, int, float]]  # (start, end, type_id, score), end inclusive
     char_spans: list[tuple[int, int, str, float]]  # (start, end_exclusive, type, score)
-    candidates: int = 0
-    gold_in_candidates: int = 0
+    candidates: int | None = None  # spans the head scored (None: it scores no spans, BIO)
+    gold_in_candidates: int | None = None
     length_pairs: list[tuple[int, int]] = field(default_factory=list)  # (gold bin, predicted bin) at gold starts
 
 
@@ -31,10 +32,12 @@ def ner_report(
     aligned: list[AlignedExample],
     preds: list[SentencePrediction],
     types: list[str],
-    n_bins: int,
+    n_bins: int | None,
     structural_reach: float | None = None,
     baseline: DictionaryBaseline | None = None,
+    overlap: bool = True,
 ) -> dict:
+    """``n_bins`` None: no length-bin confusion; ``overlap`` False: the head's output cannot overlap."""
     preds = sorted(preds, key=lambda p: p.index)
     assert [p.index for p in preds] == list(range(len(examples))), "one prediction per example"
     gold_char = [[(s.start, s.end, s.type) for s in ex.entities] for ex in examples]
@@ -53,14 +56,17 @@ def ner_report(
     report = {
         "strict": strict_f1(gold_char, pred_char),
         "lenient": lenient_f1(gold_tok, pred_tok, tolerance=1),
-        "length_bin_confusion": confusion_matrix([g for g, _ in pairs], [q for _, q in pairs], n_bins),
-        "candidates_per_sentence": sum(p.candidates for p in preds) / max(len(preds), 1),
-        "candidate_recall": sum(p.gold_in_candidates for p in preds) / max(n_gold_tok, 1),
-        "candidate_recall_ceiling": structural_reach,
-        "nms_overlap_rate": overlapping / max(n_out, 1),
         "entities_predicted": n_out,
         "type_confusion": type_confusion(gold_char, pred_char, types),
     }
+    if n_bins is not None:
+        report["length_bin_confusion"] = confusion_matrix([g for g, _ in pairs], [q for _, q in pairs], n_bins)
+    if all(p.candidates is not None and p.gold_in_candidates is not None for p in preds):
+        report["candidates_per_sentence"] = sum(p.candidates for p in preds) / max(len(preds), 1)
+        report["candidate_recall"] = sum(p.gold_in_candidates for p in preds) / max(n_gold_tok, 1)
+        report["candidate_recall_ceiling"] = structural_reach
+    if overlap:
+        report["nms_overlap_rate"] = overlapping / max(n_out, 1)
     if baseline is not None:
         report["dictionary_baseline"] = {
             "strict": strict_f1(gold_char, [[(s.start, s.end, s.type) for s in baseline.predict(ex.text)] for ex in examples])
@@ -98,10 +104,10 @@ def summary(report: dict) -> dict[str, float]:
         "strict_precision": report["strict"]["precision"],
         "strict_recall": report["strict"]["recall"],
         "lenient_f1": report["lenient"]["f1"],
-        "candidates_per_sentence": report["candidates_per_sentence"],
-        "candidate_recall": report["candidate_recall"],
-        "nms_overlap_rate": report["nms_overlap_rate"],
     }
+    for key in ("candidates_per_sentence", "candidate_recall", "nms_overlap_rate"):
+        if key in report:
+            out[key] = report[key]
     if "dictionary_baseline" in report:
         out["baseline_strict_f1"] = report["dictionary_baseline"]["strict"]["f1"]
     return out

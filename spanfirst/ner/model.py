@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from spanfirst.config import NerConfig
 from spanfirst.losses import binary_focal_loss, focal_cross_entropy, iou_partial_credit_weights, soft_start_targets
 from spanfirst.ner.candidates import Candidates, generate_candidates, length_to_bin
-from spanfirst.ner.nms import nms_1d
+from spanfirst.ner.nms import Nesting, nms_1d
 
 
 @dataclass
@@ -42,10 +42,13 @@ class SpanFirstOutput:
 
 @dataclass
 class DecodedBatch:
+    """What every NER head's ``decode`` returns; the diagnostics a head has no notion of stay None."""
+
     spans: list[list[tuple[int, int, int, float]]]  # per sentence: (tok_start, tok_end, type_id, score)
-    candidates: Candidates
-    candidates_per_sentence: list[int]
-    length_pred: Tensor  # (B, T) argmax length bin at every token
+    candidates: Candidates | None = None  # span-first: the spans its type head scored
+    candidates_per_sentence: list[int] | None = None  # spans scored per sentence (None: no span stage, BIO)
+    length_pred: Tensor | None = None  # span-first: (B, T) argmax length bin at every token
+    max_width: int | None = None  # exhaustive heads: every text span up to this many tokens was scored
 
 
 def span_mean(hidden: Tensor, batch: Tensor, start: Tensor, end: Tensor) -> Tensor:
@@ -79,6 +82,16 @@ class SpanFirstModel(nn.Module):
 
     def heads(self) -> list[nn.Module]:
         return [self.start_head, self.length_head, self.type_head]
+
+    @property
+    def longest_span(self) -> int:
+        """The longest span (tokens) a start candidate expands into."""
+        return max(self.cfg.candidate_lengths())
+
+    @property
+    def merge_policy(self) -> tuple[float, Nesting]:
+        """(IoU threshold, nesting) for settling spans of neighbouring windows: the model's own NMS."""
+        return self.cfg.nms_iou, self.cfg.nesting
 
     def encode(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

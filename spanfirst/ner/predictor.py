@@ -1,41 +1,121 @@
-"""Load a saved span-first checkpoint and extract entities from raw texts (no Ray needed)."""
+"""Load a saved span-first checkpoint and extract entities from raw texts (no Ray needed).
+
+Texts longer than the model's window are read in overlapping token windows whose entities are
+merged (:mod:`spanfirst.ner.windows`), so nothing is truncated.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from spanfirst.data.alignment import AlignedExample, encode
+from spanfirst.data.alignment import AlignedExample, Encoded, _trim
 from spanfirst.ner.task import build_ner_model, predict_aligned
+from spanfirst.ner.windows import Window, WindowSpan, default_overlap, merge_window_spans, plan_windows
 from spanfirst.tasks import load_checkpoint
 
 
 class NerPredictor:
-    def __init__(self, model, tokenizer, cfg, labels: dict[str, Any], device: str | torch.device = "cpu") -> None:
+    def __init__(self, model, tokenizer, cfg, labels: dict[str, Any], device: str | torch.device = "cpu",
+                 window_overlap: int | None = None) -> None:
         self.model, self.tokenizer, self.cfg = model.to(device), tokenizer, cfg
-        self.types: list[str] = labels["types"]
+        #: the type names of the model's type ids (a GLiNER-style model's prompted types)
+        self.types: list[str] = list(getattr(model, "type_names", None) or labels["types"])
+        self._types_lock = threading.Lock()
+        # The special tokens the tokenizer puts before and after a text (<s> ... </s>, [CLS] ... [SEP]).
+        probe = tokenizer("a", add_special_tokens=True, return_special_tokens_mask=True)
+        ids, special = probe["input_ids"], probe["special_tokens_mask"]
+        body = [i for i, s in enumerate(special) if not s]
+        self._prefix, self._suffix = ids[: body[0]], ids[body[-1] + 1 :]
+        #: content tokens per window and the overlap of neighbouring windows
+        self.window_size = cfg.model.max_length - len(self._prefix) - len(self._suffix)
+        self.window_overlap = (default_overlap(self.window_size, self.model.longest_span or 0)
+                               if window_overlap is None else window_overlap)
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "NerPredictor":
+    def load(cls, path: str | Path, device: str | torch.device = "cpu", window_overlap: int | None = None) -> "NerPredictor":
         model, tokenizer, cfg, labels = load_checkpoint(path, build_ner_model)
         if labels.get("task") != "ner":
             raise ValueError(f"{path}: a '{labels.get('task')}' checkpoint, not an NER one")
-        return cls(model, tokenizer, cfg, labels, device)
+        return cls(model, tokenizer, cfg, labels, device, window_overlap)
+
+    @property
+    def open_types(self) -> bool:
+        """Whether the entity types can be chosen at prediction time (types given as prompts)."""
+        return hasattr(self.model, "set_types")
+
+    def set_types(self, names: Sequence[str]) -> None:
+        """Ask a GLiNER-style model for these entity types from now on (any names)."""
+        if not self.open_types:
+            raise ValueError(f"the '{self.cfg.model.head}' head predicts a fixed type set {self.types}; "
+                             "only a gliner head takes entity types at prediction time")
+        names = list(names)
+        bad = [n for n in names if not isinstance(n, str) or not n.strip()]
+        if not names or bad or len(set(names)) != len(names):
+            raise ValueError(f"types must be distinct non-empty strings, got {names!r}")
+        self.model.set_types(names, self.tokenizer)
+        self.types = list(self.model.type_names)
+
+    @contextmanager
+    def _asking_for(self, types: Sequence[str] | None):
+        """Use ``types`` for one call and restore the model's own afterwards (thread-safe)."""
+        if not types:
+            yield
+            return
+        with self._types_lock:
+            before = list(self.types)
+            self.set_types(types)
+            try:
+                yield
+            finally:
+                self.set_types(before)
+
+    def windows(self, texts: Sequence[str]) -> list[tuple[int, Window, Encoded]]:
+        """(text index, window, model input) for every window of every text; none for blank texts."""
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                             verbose=False)
+        pre, post = len(self._prefix), len(self._suffix)
+        out = []
+        for i, text in enumerate(texts):
+            ids = list(enc["input_ids"][i])
+            if not ids:
+                continue
+            offsets = [_trim(text, a, b) for a, b in enc["offset_mapping"][i]]
+            for win in plan_windows(len(ids), self.window_size, self.window_overlap):
+                offs = offsets[win.start : win.end]
+                out.append((i, win, Encoded(
+                    text, self._prefix + ids[win.start : win.end] + self._suffix,
+                    [(0, 0)] * pre + offs + [(0, 0)] * post,
+                    [False] * pre + [a < b for a, b in offs] + [False] * post,
+                )))
+        return out
 
     @torch.no_grad()
-    def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[list[dict[str, Any]]]:
-        """Entities per text: ``{"start", "end", "type", "score", "text"}`` (end exclusive)."""
-        items = [AlignedExample(enc) for enc in encode(self.tokenizer, list(texts), self.cfg.model.max_length)]
-        preds = predict_aligned(self.model, items, range(len(items)), self.types, self.tokenizer.pad_token_id,
-                                batch_size, self.cfg.ner.length_bins)
-        results: list[list[dict[str, Any]]] = [[] for _ in texts]
+    def predict(self, texts: Sequence[str], batch_size: int = 64,
+                types: Sequence[str] | None = None) -> list[list[dict[str, Any]]]:
+        """Entities per text: ``{"start", "end", "type", "score", "text"}`` (end exclusive).
+
+        All windows of all texts are decoded together in length-sorted batches of ``batch_size``.
+        ``types`` (GLiNER-style heads only): the entity types to look for in this call."""
+        texts = list(texts)
+        wins = self.windows(texts)
+        with self._asking_for(types):
+            preds = predict_aligned(self.model, [AlignedExample(enc) for _, _, enc in wins], range(len(wins)),
+                                    self.types, self.tokenizer.pad_token_id, batch_size, self.cfg.ner.length_bins)
+        per_text: list[list[tuple[Window, list[WindowSpan]]]] = [[] for _ in texts]
+        shift = len(self._prefix)
         for p in preds:
-            text = texts[p.index]
-            results[p.index] = sorted(
-                ({"start": a, "end": b, "type": t, "score": round(sc, 6), "text": text[a:b]} for a, b, t, sc in p.char_spans),
-                key=lambda d: (d["start"], d["end"]),
-            )
-        return results
+            i, win, _enc = wins[p.index]
+            spans = [(win.start + s - shift, win.start + e - shift, t, sc, a, b)
+                     for (s, e, _tid, _sc), (a, b, t, sc) in zip(p.token_spans, p.char_spans)]
+            per_text[i].append((win, spans))
+        return [[{"start": a, "end": b, "type": t, "score": round(sc, 6), "text": text[a:b]}
+                 for _s, _e, t, sc, a, b in merge_window_spans(per_text[i], *self.model.merge_policy)]
+                for i, text in enumerate(texts)]

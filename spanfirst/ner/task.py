@@ -1,4 +1,4 @@
-"""Span-first NER as a task of the training loop."""
+"""NER as a task of the training loop: span-first or a peer head (``model.head``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ from spanfirst.ner.baseline import DictionaryBaseline
 from spanfirst.ner.candidates import length_to_bin, structural_reach
 from spanfirst.ner.evaluation import SentencePrediction, ner_report, summary
 from spanfirst.ner.features import align_examples, collate
-from spanfirst.ner.model import SpanFirstModel
+from spanfirst.ner.heads.bio import BioTaggerModel
+from spanfirst.ner.heads.gliner import GlinerModel, TypePrompts, add_prompt_tokens
+from spanfirst.ner.heads.global_pointer import GlobalPointerModel
+from spanfirst.ner.model import DecodedBatch, SpanFirstModel
 from spanfirst.tasks import Task, register, to_device
 
 
@@ -39,8 +42,33 @@ def resolve_backbone(cfg: RunConfig, train_texts: list[str]) -> str:
     return cfg.model.backbone
 
 
-def build_ner_model(encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any]) -> SpanFirstModel:
-    return SpanFirstModel(encoder, len(labels["types"]), cfg.ner, cfg.model.dropout)
+def build_ner_model(encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any],
+                    length_weights: torch.Tensor | None = None, type_weights: torch.Tensor | None = None) -> nn.Module:
+    """The ``model.head`` model on ``encoder`` for the label info of a task or checkpoint.
+
+    The class weights shape span-first's training loss only (a checkpoint restores them)."""
+    head, n, dropout = cfg.model.head, len(labels["types"]), cfg.model.dropout
+    if head == "span_first":
+        return SpanFirstModel(encoder, n, cfg.ner, dropout, length_weights, type_weights)
+    if head == "bio":
+        return BioTaggerModel(encoder, n, dropout)
+    if head in ("global_pointer", "efficient_global_pointer"):
+        return GlobalPointerModel(encoder, n, cfg.ner.global_pointer, head == "efficient_global_pointer", dropout)
+    if head == "gliner":
+        if "gliner_prompt" not in labels:
+            raise ValueError("labels.json: a GLiNER model needs 'gliner_prompt' (its type prompt token ids)")
+        return GlinerModel(encoder, TypePrompts.from_dict(labels["types"], labels["gliner_prompt"]), cfg.ner.gliner,
+                           dropout)
+    raise ValueError(f"model.head: unknown head '{head}'")
+
+
+def scored_width(cfg: RunConfig) -> int | None:
+    """For heads that score every span up to a width (GlobalPointer, GLiNER): that width."""
+    if cfg.model.head in ("global_pointer", "efficient_global_pointer"):
+        return cfg.ner.global_pointer.max_span_width
+    if cfg.model.head == "gliner":
+        return cfg.ner.gliner.max_span_width
+    return None
 
 
 @register
@@ -62,13 +90,18 @@ class NerTask(Task):
         super().__init__(cfg, prepared)
         self.types: list[str] = prepared["types"]
         self.tokenizer = load_tokenizer(prepared["backbone_path"])
+        if cfg.model.head == "gliner":
+            add_prompt_tokens(self.tokenizer)  # [ENT], [SEP]: saved with the checkpoint's tokenizer
         max_len = cfg.model.max_length
         self.train_aligned, self.train_report = align_examples(self.tokenizer, prepared["train"], self.types, max_len)
         self.dev_aligned, self.dev_report = align_examples(self.tokenizer, prepared["dev"], self.types, max_len)
         self.baseline = DictionaryBaseline().fit(prepared["train"])
 
     def label_info(self) -> dict[str, Any]:
-        return {"types": self.types}
+        info: dict[str, Any] = {"types": self.types}
+        if self.cfg.model.head == "gliner":
+            info["gliner_prompt"] = TypePrompts.from_tokenizer(self.tokenizer, self.types).to_dict()
+        return info
 
     @classmethod
     def prepare_eval(cls, cfg: RunConfig, labels: dict[str, Any], backbone_path: str) -> dict[str, Any]:
@@ -79,8 +112,10 @@ class NerTask(Task):
     build_from_checkpoint = staticmethod(lambda encoder, cfg, labels: build_ner_model(encoder, cfg, labels))
 
     def confusion_matrices(self, report: dict[str, Any]) -> dict[str, tuple[list[list[int]], list[str]]]:
-        bins = [f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in self.cfg.ner.length_bins]
-        out = {"length_bin_confusion": (report["length_bin_confusion"], bins)}
+        out = {}
+        if "length_bin_confusion" in report:  # span-first's length head only
+            bins = [f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in self.cfg.ner.length_bins]
+            out["length_bin_confusion"] = (report["length_bin_confusion"], bins)
         if "type_confusion" in report:
             out["type_confusion"] = (report["type_confusion"], ["O", *self.types])
         return out
@@ -106,10 +141,13 @@ class NerTask(Task):
 
     def build_model(self) -> nn.Module:
         encoder = load_encoder(self.prepared["backbone_path"])
+        added = len(self.tokenizer) > encoder.get_input_embeddings().num_embeddings  # GLiNER's prompt tokens
+        if added:
+            encoder.resize_token_embeddings(len(self.tokenizer))
         if self.cfg.model.lora.enabled:
-            encoder = apply_lora(encoder, self.cfg.model.lora)
-        length_w, type_w = self.class_weights()
-        return SpanFirstModel(encoder, len(self.types), self.cfg.ner, self.cfg.model.dropout, length_w, type_w)
+            encoder = apply_lora(encoder, self.cfg.model.lora, train_embeddings=added)
+        length_w, type_w = self.class_weights() if self.cfg.model.head == "span_first" else (None, None)
+        return build_ner_model(encoder, self.cfg, self.label_info(), length_w, type_w)
 
     # -- data -------------------------------------------------------------------------------
     def train_items(self) -> list[AlignedExample]:
@@ -127,22 +165,26 @@ class NerTask(Task):
                                self.cfg.train.eval_batch_size, self.cfg.ner.length_bins)
 
     def evaluate(self, predictions: list[SentencePrediction]) -> tuple[dict[str, float], dict[str, Any]]:
-        ner = self.cfg.ner
-        reach = structural_reach(
-            [(s, e) for a in self.dev_aligned for s, e, _ in a.gold],
-            ner.candidate_lengths(),
-        ) if self.dev_aligned else None
-        report = ner_report(self.prepared["dev"], self.dev_aligned, predictions, self.types, len(ner.length_bins),
-                            reach, self.baseline)
+        ner, head = self.cfg.ner, self.cfg.model.head
+        # Candidate recall ceiling: gold lengths span-first's representative lengths reach, or those
+        # within the width every span of which an exhaustive head scores; BIO has no candidates.
+        width = scored_width(self.cfg)
+        lengths = ner.candidate_lengths() if head == "span_first" else range(1, width + 1) if width else None
+        gold = [(s, e) for a in self.dev_aligned for s, e, _ in a.gold]
+        reach = structural_reach(gold, lengths) if self.dev_aligned and lengths is not None else None
+        report = ner_report(self.prepared["dev"], self.dev_aligned, predictions, self.types,
+                            len(ner.length_bins) if head == "span_first" else None, reach, self.baseline,
+                            overlap=head != "bio")
         report["alignment"] = {"train": self.train_report.as_dict(), "dev": self.dev_report.as_dict()}
         return summary(report), report
 
 
 def predict_aligned(
-    model: SpanFirstModel, items: Sequence[AlignedExample], indices: Sequence[int], types: list[str], pad_id: int,
+    model: nn.Module, items: Sequence[AlignedExample], indices: Sequence[int], types: list[str], pad_id: int,
     batch_size: int, length_bins: list[tuple[int, int]],
 ) -> list[SentencePrediction]:
-    """Decode ``items`` in length-sorted batches; candidate and length-bin diagnostics included."""
+    """Decode ``items`` in length-sorted batches with any NER head; ``types[t - 1]`` names type id
+    ``t``. Candidate and length-bin diagnostics where the head has them."""
     device = next(model.parameters()).device
     order = sorted(range(len(items)), key=lambda i: len(items[i].enc.input_ids))
     out: list[SentencePrediction] = []
@@ -151,18 +193,29 @@ def predict_aligned(
         chunk = [items[i] for i in order[lo : lo + batch_size]]
         batch = to_device(collate(chunk, pad_id), device)
         dec = model.decode(batch["input_ids"], batch["attention_mask"], batch["text_mask"])
-        c = dec.candidates
-        cand_sets: list[set[tuple[int, int]]] = [set() for _ in chunk]
-        for b, s, e in zip(c.batch_index.tolist(), c.start.tolist(), c.end.tolist()):
-            cand_sets[b].add((s, e))
         for j, it in enumerate(chunk):
             spans = dec.spans[j]
             chars = [(*token_to_char_span(it.enc, s, e), types[t - 1], sc) for s, e, t, sc in spans]
-            gold_bins = length_to_bin(torch.tensor([e - s + 1 for s, e, _ in it.gold] or [1]), length_bins).tolist()
-            pairs = [(gold_bins[k], int(dec.length_pred[j, s])) for k, (s, e, _) in enumerate(it.gold)]
+            pairs = []
+            if dec.length_pred is not None:
+                lengths = torch.tensor([e - s + 1 for s, e, _ in it.gold] or [1])
+                gold_bins = length_to_bin(lengths, length_bins).tolist()
+                pairs = [(gold_bins[k], int(dec.length_pred[j, s])) for k, (s, e, _) in enumerate(it.gold)]
             out.append(SentencePrediction(
                 index=indices[order[lo + j]], token_spans=spans, char_spans=chars,
-                candidates=dec.candidates_per_sentence[j],
-                gold_in_candidates=sum((s, e) in cand_sets[j] for s, e, _ in it.gold), length_pairs=pairs,
+                candidates=None if dec.candidates_per_sentence is None else dec.candidates_per_sentence[j],
+                gold_in_candidates=_gold_in_candidates(dec, j, it.gold), length_pairs=pairs,
             ))
     return out
+
+
+def _gold_in_candidates(dec: DecodedBatch, j: int, gold: list[tuple[int, int, int]]) -> int | None:
+    """How many of sentence ``j``'s gold spans the head scored (None: the head scores no spans)."""
+    if dec.candidates is not None:
+        c = dec.candidates
+        row = c.batch_index == j
+        scored = set(zip(c.start[row].tolist(), c.end[row].tolist()))
+        return sum((s, e) in scored for s, e, _ in gold)
+    if dec.max_width is not None:
+        return sum(e - s + 1 <= dec.max_width for s, e, _ in gold)
+    return None

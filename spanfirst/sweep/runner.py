@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ray.tune.schedulers import ASHAScheduler
 
 from spanfirst import tracking
 from spanfirst.sweep.space import SweepSpace, load_space
-from spanfirst.sweep.summary import STOPPED_BY_ASHA, TrialSummary, classify, history_rows, plot_progress, write_table
+from spanfirst.sweep.storage import Storage, StorageError, checkpoint_dir, checkpoint_exists
+from spanfirst.sweep.schedulers import build_scheduler, epoch_budget
+from spanfirst.sweep.summary import (SCHEDULER_STOPS, STOP_STATUS, STOPPED_BY_BUDGET, STOPPED_BY_EPOCH_BUDGET, TrialSummary,
+                                     classify, history_rows, plot_progress, write_table)
 
 TRIAL_MEMORY = 32 * 2**20  # bytes: the trial function's whole reservation
 STATE_FILE = "sweep.json"  # in the Tune experiment folder: what --resume needs to find its MLflow runs
@@ -49,14 +51,15 @@ class SweepOptions:
     address: str | None = None
     resume: str | None = None  # an experiment folder, or "latest" for this space's newest one
     tracking_uri: str | None = None
-    storage: str = "runs/sweeps"
+    storage: str = "runs/sweeps"  # a local folder or a URI (s3://, gs://, any pyarrow filesystem)
+    shared_storage: bool = False  # the user says a local --storage path is the same folder on every node
     verbose: int = 1
 
 
 @dataclass
 class SweepOutcome:
     name: str
-    experiment_dir: Path
+    experiment_dir: str  # a local path or a URI, like --storage
     tracking_uri: str
     parent_run_id: str
     concurrency: int
@@ -96,14 +99,21 @@ def init_ray(address: str | None) -> None:
     the state API, which otherwise scans the machine for GCS processes and gives up when it
     finds several (another user's Ray, or one left by a killed driver) - and then the workers'
     placement group of every trial ASHA stops is never released.
+
+    Without ``address`` a set ``RAY_ADDRESS`` (what ``ray job submit`` gives its driver) is used.
     """
     import ray
 
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    address = address or os.environ.get("RAY_ADDRESS")
     if address:  # a running cluster: its processes get the settings through the job's runtime env
-        ray.init(address=address, logging_level="WARNING", runtime_env={"env_vars": RAY_ENV})
+        env = dict(RAY_ENV)
+        api = os.environ.get("RAY_API_SERVER_ADDRESS") or _api_server_url(address)
+        if api:
+            env["RAY_API_SERVER_ADDRESS"] = api
+        ray.init(address=address, logging_level="WARNING", runtime_env={"env_vars": env})
         return
     # A local Ray inherits this process's environment (no runtime env, so prestarted workers
     # stay usable); the variables are restored right after, other Ray users here are unaffected.
@@ -112,13 +122,45 @@ def init_ray(address: str | None) -> None:
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update({k: v for k, v in env.items() if k == "RAY_API_SERVER_ADDRESS" or k not in os.environ})
     try:
-        ray.init(logging_level="WARNING", include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=port)
+        # address="local": a new Ray even when another one was started here with `ray start`
+        # (ray.init() without an address would join that one)
+        ray.init(address="local", logging_level="WARNING", include_dashboard=True, dashboard_host="127.0.0.1",
+                 dashboard_port=port)
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _api_server_url(address: str) -> str | None:
+    """The cluster's dashboard (state API) URL, read from its GCS; None for ``auto`` or when unknown."""
+    if address == "auto" or address.startswith("ray://"):
+        return None
+    try:
+        from ray._raylet import GcsClient
+        from ray._private import ray_constants
+
+        value = GcsClient(address=address).internal_kv_get(ray_constants.DASHBOARD_ADDRESS.encode(),
+                                                           ray_constants.KV_NAMESPACE_DASHBOARD)
+    except Exception:  # no dashboard, or an address Ray resolves differently: Ray finds it itself
+        return None
+    return f"http://{value.decode()}" if value else None
+
+
+def check_storage_reach(storage: Storage, shared: bool) -> None:
+    """A local ``--storage`` folder on a multi-node cluster: Ray Train's workers on other nodes
+    cannot write to it (Ray fails deep inside a trial); say so before anything starts."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) > 1 and storage.is_local and not shared:
+        raise SweepError(
+            f"--storage {storage.root} is a local folder, but the Ray cluster has {len(nodes)} nodes whose "
+            "trials must all write there; use cloud storage (--storage s3://BUCKET/PREFIX, gs://..., any "
+            "pyarrow filesystem URI) or a shared filesystem mounted at the same path on every node "
+            "and add --shared-storage")
 
 
 def concurrency(space: SweepSpace, resources: dict[str, float]) -> int:
@@ -133,28 +175,6 @@ def concurrency(space: SweepSpace, resources: dict[str, float]) -> int:
                            f"the cluster has {resources.get('CPU', 0)} CPU and {resources.get('GPU', 0)} GPU")
     cap = space.spec.search.max_concurrent or fits
     return max(1, min(fits, cap, space.spec.search.num_samples))
-
-
-class RecordingASHA(ASHAScheduler):
-    """ASHA that also remembers which trials it stopped (for their final status)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.stopped: set[str] = set()
-
-    def on_trial_result(self, tune_controller, trial, result):  # noqa: ANN001
-        decision = super().on_trial_result(tune_controller, trial, result)
-        if decision == self.STOP:
-            self.stopped.add(trial.trial_id)
-        return decision
-
-
-def asha(space: SweepSpace) -> RecordingASHA:
-    """ASHA on the sweep metric, by epoch (one report per epoch = one training_iteration)."""
-    sch = space.spec.scheduler
-    # stop_last_trials=False: a trial reaching max_epochs ends on its own and closes its MLflow run.
-    return RecordingASHA(time_attr="training_iteration", max_t=sch.max_epochs, grace_period=sch.grace_period,
-                         reduction_factor=sch.reduction_factor, stop_last_trials=False)
 
 
 def searcher(space: SweepSpace, max_concurrent: int) -> Any:
@@ -189,16 +209,17 @@ def git_commit() -> str:
         return "unknown"
 
 
-def find_resume_dir(storage: Path, space: SweepSpace, resume: str) -> Path:
+def find_resume_dir(storage: Storage, space: SweepSpace, resume: str) -> Storage:
+    """The experiment folder to resume: ``resume`` itself (a path or URI), or this space's newest."""
     if resume != "latest":
-        path = Path(resume).resolve()
+        path = Storage.parse(resume, "--resume")
     else:
-        found = sorted((p.parent for p in storage.glob(f"{space.name}-*/{STATE_FILE}")), key=lambda p: p.name)
+        found = storage.subdirs_with(f"{space.name}-", STATE_FILE)
         if not found:
-            raise FileNotFoundError(f"no sweep of {space.path.name} to resume under {storage}")
-        path = found[-1]
-    if not (path / STATE_FILE).is_file():
-        raise FileNotFoundError(f"{path}: not a sweep folder (no {STATE_FILE})")
+            raise FileNotFoundError(f"no sweep of {space.path.name} to resume under {storage.root}")
+        path = Storage(storage.child(found[-1]))
+    if not path.exists(STATE_FILE):
+        raise FileNotFoundError(f"{path.root}: not a sweep folder (no {STATE_FILE})")
     return path
 
 
@@ -218,7 +239,8 @@ def open_parent_run(space: SweepSpace, uri: str, experiment_id: str, name: str, 
         "space_file": space.path.name, "search.seed": s.search.seed, "search.algorithm": s.search.algorithm,
         "search.num_samples": s.search.num_samples, "max_concurrent_trials": concurrency_, "metric": s.metric,
         "scheduler.grace_period": s.scheduler.grace_period, "scheduler.reduction_factor": s.scheduler.reduction_factor,
-        "scheduler.max_epochs": s.scheduler.max_epochs, "trial.workers": s.trial.workers,
+        "scheduler.max_epochs": s.scheduler.max_epochs, "scheduler.type": s.scheduler.type,
+        "search.max_trial_epochs": s.search.max_trial_epochs, "trial.workers": s.trial.workers,
         "trial.cpus_per_worker": s.trial.cpus_per_worker, "trial.gpus_per_worker": s.trial.gpus_per_worker,
         "task": space.base.task, "base_config": s.base,
     })
@@ -237,60 +259,65 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
 
     space = load_space(space_path, space_updates(opts))
     s = space.spec
-    storage = Path(opts.storage).resolve()
+    try:
+        storage = Storage.parse(opts.storage)
+    except StorageError as err:
+        raise SweepError(str(err)) from None
     uri = tracking.resolve_tracking_uri(opts.tracking_uri, s.mlflow.tracking_uri)
     started = time.perf_counter()
     prepared = get_task(space.base.task).prepare(space.base)  # once, in the driver, before Ray starts
     init_ray(opts.address)
     import ray
 
+    check_storage_reach(storage, opts.shared_storage)
     conc = concurrency(space, ray.cluster_resources())
     search_alg = None if opts.resume else searcher(space, conc)  # fails before any MLflow run exists
     if opts.resume:
         exp_dir = find_resume_dir(storage, space, opts.resume)
-        state = json.loads((exp_dir / STATE_FILE).read_text(encoding="utf-8"))
-        name, uri, experiment_id, parent_id = exp_dir.name, state["tracking_uri"], state["experiment_id"], state["parent_run_id"]
+        state = json.loads(exp_dir.read_text(STATE_FILE))
+        name = exp_dir.root.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        uri, experiment_id, parent_id = state["tracking_uri"], state["experiment_id"], state["parent_run_id"]
         tracking.client(uri).update_run(parent_id, status="RUNNING")
     else:
         name = f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        exp_dir = storage / name
+        exp_dir = Storage(storage.child(name))
         experiment_id = tracking.ensure_experiment(uri, space.experiment)
         parent_id = open_parent_run(space, uri, experiment_id, name, conc)
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        (exp_dir / STATE_FILE).write_text(json.dumps({
+        exp_dir.write_bytes(json.dumps({
             "tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent_id,
-            "space_file": str(space.path.resolve()), "seed": s.search.seed}, indent=1), encoding="utf-8")
+            "space_file": str(space.path.resolve()), "seed": s.search.seed}, indent=1).encode("utf-8"), STATE_FILE)
     import mlflow
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment_id=experiment_id)  # the driver's choice wins over Ray helpers' defaults
     ctx = {"base": space.base.to_dict(), "prepared": prepared, "tracking_uri": uri, "experiment_id": experiment_id,
-           "parent_run_id": parent_id, "storage": str(exp_dir), "seed": s.search.seed, "sweep_name": name,
+           "parent_run_id": parent_id, "storage": exp_dir.root, "seed": s.search.seed, "sweep_name": name,
            "gpus_per_worker": s.trial.gpus_per_worker or None}
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": 0, "memory": TRIAL_MEMORY})
-    scheduler = None
+    scheduler = stopper = None
     if opts.resume:  # finished trials stay; unfinished and errored ones start again (trials keep no Tune state)
-        tuner = tune.Tuner.restore(str(exp_dir), trainable=trainable, resume_unfinished=True,
+        tuner = tune.Tuner.restore(exp_dir.root, trainable=trainable, resume_unfinished=True,
                                    resume_errored=False, restart_errored=True)
     else:
-        scheduler = asha(space)
+        scheduler, stopper = build_scheduler(space), epoch_budget(space)
         tuner = tune.Tuner(
             trainable, param_space=space.tune_space(),
             tune_config=tune.TuneConfig(metric=s.metric, mode="max", search_alg=search_alg,
                                         scheduler=scheduler, num_samples=s.search.num_samples,
                                         max_concurrent_trials=None if s.search.algorithm == "random" else conc,
                                         time_budget_s=opts.time_budget_s),
-            run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=opts.verbose,
-                                      failure_config=tune.FailureConfig(max_failures=0)),
+            run_config=tune.RunConfig(name=name, storage_path=storage.root, verbose=opts.verbose,
+                                      failure_config=tune.FailureConfig(max_failures=0), stop=stopper),
         )
     fit_started = time.perf_counter()
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", TUNE_STATE_PERIOD_S)  # read by the Tune driver only
     try:
         grid = tuner.fit()
         budget_hit = bool(opts.time_budget_s) and time.perf_counter() - fit_started >= opts.time_budget_s
-        trials = summarize(grid, space, budget_hit, getattr(scheduler, "stopped", set()))
+        trials = summarize(grid, space, budget_hit, getattr(scheduler, "stopped", set()),
+                           epochs_spent=bool(stopper and stopper.fired))
         run_ids = close_trial_runs(uri, experiment_id, parent_id, trials)
-        outcome = SweepOutcome(name, exp_dir, uri, parent_id, conc, 0.0, trials, run_ids)
+        outcome = SweepOutcome(name, exp_dir.root, uri, parent_id, conc, 0.0, trials, run_ids)
         finish_parent(outcome, space)
     except BaseException as err:
         c = tracking.client(uri)
@@ -303,7 +330,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
     return outcome
 
 
-def summarize(grid: Any, space: SweepSpace, budget_hit: bool, asha_stopped: set[str]) -> list[TrialSummary]:
+def summarize(grid: Any, space: SweepSpace, budget_hit: bool, asha_stopped: set[str],
+              epochs_spent: bool = False) -> list[TrialSummary]:
     """Each trial's history, status and sampled params from the Tuner's results."""
     s = space.spec
     trials = []
@@ -314,7 +342,9 @@ def summarize(grid: Any, space: SweepSpace, budget_hit: bool, asha_stopped: set[
         status = classify(history, result.error is not None, s.scheduler.max_epochs,
                           space.base.train.early_stopping_patience,
                           stopped_by_scheduler=trial.trial_id in asha_stopped,
-                          budget_exhausted=budget_hit)
+                          budget_exhausted=budget_hit or epochs_spent,
+                          scheduler_status=STOP_STATUS[s.scheduler.type],
+                          budget_status=STOPPED_BY_EPOCH_BUDGET if epochs_spent else STOPPED_BY_BUDGET)
         params = {k: v for k, v in (trial.config or {}).items() if k in space.dists}
         trials.append(TrialSummary(trial.trial_id, status, params, history, s.metric,
                                    None if result.error is None else str(result.error)[:2000]))
@@ -351,15 +381,16 @@ def finish_parent(outcome: SweepOutcome, space: SweepSpace) -> None:
         write_table(trials, Path(tmp) / "trials.csv", outcome.run_ids)
         plot_progress(trials, Path(tmp) / "progress.png", space.spec.metric)
         c.log_artifacts(parent, tmp, "sweep")
+        exp_dir = Storage(outcome.experiment_dir)
         for name in ("trials.csv", "progress.png"):  # also beside the Tune results
-            (outcome.experiment_dir / name).write_bytes((Path(tmp) / name).read_bytes())
+            exp_dir.write_bytes((Path(tmp) / name).read_bytes(), name)
     overheads = [t.overhead for t in trials if t.overhead is not None]
     counts = {status: sum(t.status == status for t in trials) for status in {t.status for t in trials}}
     tracking.log_metrics(uri, parent, {
         "trials": len(trials), **{f"trials_{k}": v for k, v in counts.items()},
         "trial_overhead_seconds_mean": sum(overheads) / len(overheads) if overheads else float("nan"),
     }, step=0)
-    ranked = [t for t in trials if t.checkpoint and Path(t.checkpoint).is_dir()]
+    ranked = [t for t in trials if t.checkpoint and checkpoint_exists(exp_dir, t.checkpoint)]
     if not ranked:
         c.set_tag(parent, "spanfirst.best", "none: no trial left a checkpoint")
         return
@@ -371,8 +402,8 @@ def finish_parent(outcome: SweepOutcome, space: SweepSpace) -> None:
     import mlflow
 
     name = space.registered_model
-    with mlflow.start_run(run_id=parent):
-        info, version = log_checkpoint_model(best.checkpoint, space.base.task, name)
+    with mlflow.start_run(run_id=parent), checkpoint_dir(exp_dir, best.checkpoint) as local:
+        info, version = log_checkpoint_model(local, space.base.task, name)
     number = str(version.version)  # an int from register_model, a str from the client
     promoted, message = tracking.promote_if_better(uri, name, number, space.spec.metric, best.score)
     c.set_model_version_tag(name, number, "spanfirst.trial_id", best.trial_id)
@@ -383,4 +414,4 @@ def finish_parent(outcome: SweepOutcome, space: SweepSpace) -> None:
 
 
 def stopped_count(outcome: SweepOutcome) -> int:
-    return sum(t.status == STOPPED_BY_ASHA for t in outcome.trials)
+    return sum(t.status in SCHEDULER_STOPS for t in outcome.trials)

@@ -7,8 +7,8 @@ would reject fail here, naming the file and the key, not in trial 17 an hour int
 
     base: ../spanfirst/configs/quickstart_ner.yaml   # relative to this file
     metric: dev_score                                  # optional; the task's main dev metric
-    scheduler: {grace_period: 1, reduction_factor: 2, max_epochs: 4}
-    search: {algorithm: random, num_samples: 8, max_concurrent: 2, seed: 0}
+    scheduler: {type: asha, grace_period: 1, reduction_factor: 2, max_epochs: 4}   # or hyperband / none
+    search: {algorithm: random, num_samples: 8, max_concurrent: 2, seed: 0}   # max_trial_epochs: N (optional)
     trial: {workers: 1, cpus_per_worker: 1, gpus_per_worker: 0}
     mlflow: {experiment: spanfirst-quickstart, registered_model: spanfirst-ner}
     overrides: {data.max_train_examples: 300}         # fixed values for every trial
@@ -36,8 +36,10 @@ class _Strict(BaseModel):
 
 
 class SchedulerSpec(_Strict):
-    """ASHA: a trial must survive ``grace_period`` epochs; each rung keeps 1/``reduction_factor``."""
+    """ASHA: a trial must survive ``grace_period`` epochs; each rung keeps 1/``reduction_factor``.
+    ``type`` picks the scheduler (see :mod:`spanfirst.sweep.schedulers`); ``none`` ignores the rungs."""
 
+    type: Literal["asha", "hyperband", "none"] = "asha"
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(2.0, gt=1.0)
     max_epochs: int = Field(4, ge=1)  # also every trial's train.epochs
@@ -54,6 +56,8 @@ class SearchSpec(_Strict):
     num_samples: int = Field(8, ge=1)
     max_concurrent: int | None = Field(None, ge=1)  # further bounded by what the cluster fits
     seed: int = 0
+    # compute budget: the whole sweep ends once its trials together have reported this many epochs
+    max_trial_epochs: int | None = Field(None, ge=1)
 
 
 class TrialSpec(_Strict):

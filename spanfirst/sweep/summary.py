@@ -3,7 +3,8 @@
 A trial's status comes from its own history (and the scheduler's record when this driver saw
 the decision), so it is the same after ``--resume`` as in the run that produced the trial:
 it ran all epochs or stopped on its own patience -> completed; it errored -> failed; it ended
-earlier than either -> stopped_by_asha (or stopped_by_time_budget when the budget ran out).
+earlier than either -> stopped_by_asha (stopped_by_hyperband, ... : the scheduler's name), or
+stopped_by_time_budget / stopped_by_epoch_budget when the sweep's budget ran out.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from typing import Any
 
 COMPLETED, STOPPED_BY_ASHA, FAILED = "completed", "stopped_by_asha", "failed"
 STOPPED_BY_BUDGET, NOT_STARTED = "stopped_by_time_budget", "not_started"
+STOPPED_BY_EPOCH_BUDGET = "stopped_by_epoch_budget"  # search.max_trial_epochs
+# A trial its scheduler stopped, by scheduler.type ("none" stops none; a trial that ended early
+# with no record of why, e.g. after --resume, is still named by the sweep's scheduler).
+STOP_STATUS = {"asha": STOPPED_BY_ASHA, "hyperband": "stopped_by_hyperband", "none": "stopped_early"}
+SCHEDULER_STOPS = tuple(STOP_STATUS.values())
 
 
 @dataclass
@@ -65,12 +71,13 @@ def _finite(v: Any) -> bool:
 
 
 def classify(history: list[dict[str, Any]], error: bool, max_epochs: int, patience: int,
-             stopped_by_scheduler: bool, budget_exhausted: bool) -> str:
+             stopped_by_scheduler: bool, budget_exhausted: bool, scheduler_status: str = STOPPED_BY_ASHA,
+             budget_status: str = STOPPED_BY_BUDGET) -> str:
     """The final status of one trial (see the module docstring)."""
     if error:
         return FAILED
     if not history:
-        return STOPPED_BY_BUDGET if budget_exhausted else NOT_STARTED
+        return budget_status if budget_exhausted else NOT_STARTED
     last = int(history[-1]["epoch"])
     if last >= max_epochs:
         return COMPLETED
@@ -79,8 +86,8 @@ def classify(history: list[dict[str, Any]], error: bool, max_epochs: int, patien
         if last - int(best_epoch) >= patience:
             return COMPLETED  # the loop's own early stopping
     if budget_exhausted and not stopped_by_scheduler:
-        return STOPPED_BY_BUDGET
-    return STOPPED_BY_ASHA
+        return budget_status
+    return scheduler_status
 
 
 def history_rows(frame: Any) -> list[dict[str, Any]]:
@@ -116,8 +123,8 @@ def _fmt(v: float | None) -> str:
 
 
 def plot_progress(trials: list[TrialSummary], path: Path, metric: str) -> Path:
-    """Dev metric against time since trial start, one line per trial; where ASHA stopped a
-    trial its line ends in a red cross, a completed trial ends in a dot."""
+    """Dev metric against time since trial start, one line per trial; where the scheduler (ASHA)
+    stopped a trial its line ends in a red cross, any other trial ends in a dot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,11 +138,11 @@ def plot_progress(trials: list[TrialSummary], path: Path, metric: str) -> Path:
             continue
         xs, ys = zip(*pts)
         line, = ax.plot(xs, ys, marker=".", linewidth=1, label=f"{t.trial_id.rsplit('_', 1)[-1]} ({t.status})")
-        if t.status == STOPPED_BY_ASHA:
+        if t.status in SCHEDULER_STOPS:
             ax.plot(xs[-1], ys[-1], marker="x", color="red", markersize=10, markeredgewidth=2)
         else:
             ax.plot(xs[-1], ys[-1], marker="o", color=line.get_color(), markersize=6)
-    ax.plot([], [], "x", color="red", label="stopped by ASHA")
+    ax.plot([], [], "x", color="red", label="stopped by the scheduler")
     ax.set_xlabel("seconds since trial start (incl. start-up)")
     ax.set_ylabel(metric)
     ax.set_title("Sweep progress per trial")

@@ -8,16 +8,17 @@ Train controller and sees rank 0's metrics once per epoch, so exactly one proces
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from spanfirst import tracking
+from spanfirst.sweep.storage import Storage
+
+NODE_TAG = "ray.node_id"  # where the trial's rank-0 Train worker ran (the loop reports ``node_id``)
 
 
 def trial_index(trial_id: str) -> int:
@@ -38,7 +39,8 @@ class SweepReportCallback(TuneReportCallback):
     checkpoint already persisted to storage. The child run is opened (or, on resume, found by
     its trial-id tag) here on the first report, not in the trial function before ``fit()``:
     importing MLflow and creating the run would otherwise add ~2 s to every trial's start.
-    Logging comes before forwarding, so a trial that ASHA stops on this very report has its last
+    The run is tagged with the Ray node of the rank-0 worker (``ray.node_id``; all ranks' nodes
+    in ``ray.node_ids``). Logging comes before forwarding, so a trial that ASHA stops on this very report has its last
     epoch recorded. Adds ``trial_elapsed_seconds`` (trial start -> this report) and
     ``trial_overhead_seconds`` (trial start -> first step: process and worker-group start,
     data preparation, model build).
@@ -70,11 +72,16 @@ class SweepReportCallback(TuneReportCallback):
         try:
             if self.run_id is None:
                 self._open_run()
+                nodes = [str(x.get("node_id", "")) for x in metrics]
+                c = tracking.client(uri)
+                c.set_tag(self.run_id, NODE_TAG, nodes[0])
+                c.set_tag(self.run_id, "ray.node_ids", ",".join(sorted(set(nodes))))
             if epoch not in self.logged_epochs:
                 tracking.log_metrics(uri, self.run_id, m, step=epoch)
                 self.logged_epochs.add(epoch)
-            if checkpoint is not None:
-                tracking.log_evaluation_artifacts(uri, self.run_id, checkpoint.path)
+            if checkpoint is not None:  # on cloud storage: a temporary download
+                with checkpoint.as_directory() as local:
+                    tracking.log_evaluation_artifacts(uri, self.run_id, local)
                 tracking.client(uri).set_tag(self.run_id, "spanfirst.checkpoint", checkpoint.path)
         except Exception:  # tracking trouble must not kill a training run; say so loudly
             print(f"spanfirst: MLflow logging failed for trial {self.run['trial_id']}:\n{traceback.format_exc()}",
@@ -99,10 +106,10 @@ def run_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
            "trial_id": trial_id, "run_name": f"trial-{trial_index(trial_id):03d}",
            "tags": {"spanfirst.sweep": ctx["sweep_name"], "spanfirst.task": cfg.task,
                     "spanfirst.sampled": ",".join(sorted(config))}}
-    runs_dir = Path(ctx["storage"]) / "trials"
-    shutil.rmtree(runs_dir / trial_id, ignore_errors=True)  # a restarted trial starts clean
+    runs = Storage(ctx["storage"])  # the sweep's folder (local or a URI); Train runs under trials/
+    runs.remove_dir("trials", trial_id)  # a restarted trial starts clean
     callback = SweepReportCallback(run, tracking.flatten(cfg.to_dict()), started)
-    trainer = build_trainer(cfg, ctx["prepared"], str(runs_dir), trial_id, [callback],
+    trainer = build_trainer(cfg, ctx["prepared"], runs.child("trials"), trial_id, [callback],
                             gpus_per_worker=ctx.get("gpus_per_worker"))
     try:
         trainer.fit()

@@ -169,6 +169,7 @@ def _peak_rss_mb() -> float:
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     """Entry point Ray Train runs on every worker."""
+    import ray
     import ray.train
     import ray.train.torch
     from ray.train import Checkpoint
@@ -185,8 +186,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     task = get_task(cfg.task)(cfg, loop_config["prepared"])
 
+    node_id = ray.get_runtime_context().get_node_id()  # which node trained: sweeps tag their runs with it
+
     def report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
         ckpt = Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
-        ray.train.report(metrics, checkpoint=ckpt)
+        ray.train.report({**metrics, "node_id": node_id}, checkpoint=ckpt)
 
     run_epochs(task, cfg, rank, world, device, report)

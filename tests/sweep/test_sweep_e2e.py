@@ -97,7 +97,7 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
     pred = model.predict(pd.DataFrame({
         "text": ["이순신은 조선 중기의 무신이다."], "subject_start": [0], "subject_end": [3], "subject_type": ["PER"],
         "object_start": [5], "object_end": [7], "object_type": ["LOC"]}))
-    assert list(pred.columns) == ["label", "score"] and len(pred) == 1
+    assert list(pred.columns) == ["label", "score", "probs"] and len(pred) == 1
 
     # A worse sweep (near-zero learning rate, one epoch): registered, but the champion stays.
     bad = sweep_tools.write_space(tmp_path / "bad.yaml", SPACE.format(base=sweep_tools.configs / "quickstart_re.yaml", epochs=1, samples=1,

@@ -1,0 +1,98 @@
+"""The early-stopping scheduler a space file chooses (``scheduler.type``) and the sweep's
+trial-epoch budget (``search.max_trial_epochs``).
+
+- ``asha``: asynchronous successive halving (Ray's ``ASHAScheduler``), one bracket.
+- ``hyperband``: asynchronous Hyperband, i.e. ASHA with every Hyperband bracket (bracket ``s``
+  starts pruning at ``grace_period * reduction_factor**s``; the last one never prunes), trials
+  spread over the brackets. This is what Optuna's ``HyperbandPruner`` does. Ray's synchronous
+  ``HyperBandScheduler`` is not used: it PAUSEs trials at each rung and resumes them from a
+  checkpoint, and a sweep trial (a whole Ray Train run) restarts from scratch when resumed.
+- ``none``: FIFO, every trial runs to ``max_epochs``.
+
+Every scheduler remembers the trials it stopped, so their final status names it
+(:data:`spanfirst.sweep.summary.STOP_STATUS`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from ray.tune.stopper import Stopper
+
+from spanfirst.sweep.space import SchedulerSpec, SweepSpace
+
+
+class RecordingASHA(ASHAScheduler):
+    """ASHA (one bracket) or asynchronous Hyperband (several) that remembers which trials it stopped."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stopped: set[str] = set()
+
+    def on_trial_result(self, tune_controller, trial, result):  # noqa: ANN001
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == self.STOP:
+            self.stopped.add(trial.trial_id)
+        return decision
+
+
+class RecordingFIFO(FIFOScheduler):
+    """No early stopping; ``stopped`` stays empty (the same interface as :class:`RecordingASHA`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stopped: set[str] = set()
+
+
+def hyperband_brackets(sch: SchedulerSpec) -> int:
+    """Hyperband's bracket count s_max + 1, s_max = floor(log_eta(max_t / grace_period))."""
+    ratio = sch.max_epochs / sch.grace_period
+    return int(math.floor(math.log(ratio) / math.log(sch.reduction_factor) + 1e-9)) + 1
+
+
+def build_scheduler(space: SweepSpace) -> TrialScheduler:
+    """The scheduler of ``scheduler.type``, by epoch (one report per epoch = one training_iteration)."""
+    sch = space.spec.scheduler
+    if sch.type == "none":
+        return RecordingFIFO()
+    brackets = hyperband_brackets(sch) if sch.type == "hyperband" else 1
+    # stop_last_trials=False: a trial reaching max_epochs ends on its own and closes its MLflow run.
+    return RecordingASHA(time_attr="training_iteration", max_t=sch.max_epochs, grace_period=sch.grace_period,
+                         reduction_factor=sch.reduction_factor, brackets=brackets, stop_last_trials=False)
+
+
+class TrialEpochBudget(Stopper):
+    """Ends the whole sweep once the trials together have reported ``budget`` epochs.
+
+    Tune asks ``stop_all`` after every single result it processes and then discards the
+    results still queued, so the epochs Tune records add up to exactly ``budget`` (when the
+    sweep would have used more). Running trials may have trained part or all of one more epoch
+    each by then; that work is lost, not counted.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.seen: set[tuple[str, int]] = set()  # (trial, iteration): a trial's final 'done' repeats its last
+
+    @property
+    def used(self) -> int:
+        return len(self.seen)
+
+    @property
+    def fired(self) -> bool:
+        return self.used >= self.budget
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if "training_iteration" in result:
+            self.seen.add((trial_id, int(result["training_iteration"])))
+        return False
+
+    def stop_all(self) -> bool:
+        return self.fired
+
+
+def epoch_budget(space: SweepSpace) -> TrialEpochBudget | None:
+    n = space.spec.search.max_trial_epochs
+    return TrialEpochBudget(n) if n else None

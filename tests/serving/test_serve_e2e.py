@@ -1,0 +1,309 @@
+"""Serving end to end, nothing mocked: ``pipelines/train.py --register`` trains a tiny NER and a
+tiny RE model (Ray Train, 2 CPU workers) into a SQLite registry; ``mlflow models serve`` serves
+each champion as a real process with ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false``; the tests
+talk HTTP to it: every documented request form, long-text windowing, every 4xx case (the server
+keeps serving), and ``pipelines/predict.py`` on the same registered models."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from spanfirst.serving.server import ModelServer
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "spanfirst" / "configs"
+SAMPLE = REPO / "spanfirst" / "resources" / "sample"
+NER_MAX_BATCH = 8  # set at registration (train.py --max-batch-size)
+RE_MAX_BATCH = 4  # set when serving (MLFLOW_PYFUNC_INFERENCE_CONFIG)
+MAX_LENGTH = 64
+
+pytestmark = pytest.mark.slow
+
+
+def pipeline(name: str):
+    return runpy.run_path(str(REPO / "pipelines" / f"{name}.py"))["main"]
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Train and register both models, then serve both champions (started together)."""
+    root = tmp_path_factory.mktemp("serving")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    train = pipeline("train")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPANFIRST_CACHE", str(root / "cache"))
+        common = ["--set", "train.epochs=1", "--set", f"model.max_length={MAX_LENGTH}", "--tracking-uri", uri]
+        assert train([str(CONFIGS / "quickstart_ner.yaml"), *common, "--set", f"train.output_dir={root / 'ner'}",
+                      "--set", "data.max_train_examples=200", "--set", "data.max_dev_examples=40",
+                      "--set", "ner.score_threshold=0.0",  # an hour-old model still answers with entities
+                      "--register", "serve-ner", "--max-batch-size", str(NER_MAX_BATCH)]) == 0
+        assert train([str(CONFIGS / "quickstart_re.yaml"), *common, "--set", f"train.output_dir={root / 're'}",
+                      "--set", "data.max_train_examples=200", "--set", "data.max_dev_examples=40",
+                      "--register", "serve-re"]) == 0
+    env = {"MLFLOW_TRACKING_URI": uri}
+    ner = ModelServer("models:/serve-ner@champion", root / "ner-server.log", env)
+    re_ = ModelServer("models:/serve-re@champion", root / "re-server.log",
+                      {**env, "MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps({"max_batch_size": RE_MAX_BATCH})})
+    try:
+        ner.start(), re_.start()
+        ner.wait_ready(), re_.wait_ready()
+        yield SimpleNamespace(uri=uri, root=root, ner=ner, re=re_, ner_ckpt=root / "ner" / "best",
+                              re_ckpt=root / "re" / "best", ner_http=ner.client(), re_http=re_.client())
+    finally:
+        ner.stop(), re_.stop()
+
+
+@pytest.fixture(scope="module")
+def ner_local(served):
+    from spanfirst.ner.predictor import NerPredictor
+
+    return NerPredictor.load(served.ner_ckpt)
+
+
+@pytest.fixture(scope="module")
+def re_local(served):
+    from spanfirst.re.predictor import RePredictor
+
+    return RePredictor.load(served.re_ckpt)
+
+
+def same_entities(got: list[dict], want: list[dict]) -> None:
+    assert [(e["start"], e["end"], e["type"], e["text"]) for e in got] == \
+        [(e["start"], e["end"], e["type"], e["text"]) for e in want]
+    assert [e["score"] for e in got] == pytest.approx([e["score"] for e in want], abs=2e-6)
+
+
+# -- registration ----------------------------------------------------------------------------
+
+
+def test_registered_models_are_champions_without_pickle(served):
+    import mlflow
+
+    from spanfirst import tracking
+
+    c = tracking.client(served.uri)
+    for name, ckpt in (("serve-ner", served.ner_ckpt), ("serve-re", served.re_ckpt)):
+        mv = c.get_model_version_by_alias(name, "champion")
+        assert str(mv.version) == "1" and mv.tags["spanfirst.metric"] == "dev_score"
+        run = c.get_run(mv.run_id)
+        assert run.data.params["model.max_length"] == str(MAX_LENGTH) and "dev_score" in run.data.metrics
+        local = Path(mlflow.artifacts.download_artifacts(c.get_model_version_download_uri(name, "1"),
+                                                         dst_path=str(served.root / f"dl-{name}")))
+        assert "model_code_path" in (local / "MLmodel").read_text(encoding="utf-8")
+        assert not list(local.rglob("*.pkl")) and not list(local.rglob("*.pickle"))
+        assert list(local.rglob("heads.safetensors")) and list(local.rglob("model.safetensors"))
+        assert json.loads(next(local.rglob("labels.json")).read_text()) == json.loads((ckpt / "labels.json").read_text())
+    assert "Model is missing" not in served.ner.log() + served.re.log()
+
+
+def test_register_never_demotes_the_champion(served):
+    import yaml
+
+    from spanfirst import tracking
+    from spanfirst.config import config_from_dict
+    from spanfirst.serving.register import register_checkpoint
+
+    cfg = config_from_dict(yaml.safe_load((served.ner_ckpt / "config.yaml").read_text(encoding="utf-8")))
+    c = tracking.client(served.uri)
+    best = float(c.get_model_version("serve-ner", "1").tags["spanfirst.score"])
+    reg = register_checkpoint(served.ner_ckpt, cfg, [], best - 0.01, "serve-ner", served.uri)
+    assert (reg.version, reg.champion) == ("2", False) and "does not beat champion version 1" in reg.message
+    assert str(c.get_model_version_by_alias("serve-ner", "champion").version) == "1"
+
+
+# -- NER over HTTP ---------------------------------------------------------------------------
+
+TEXTS = ["가수 김흥국이 왕십리에서 콘서트를 열었다.", "삼성전자는 2024년 1월 새 제품을 발표했다."]
+NER_FORMS = {
+    "inputs": {"inputs": TEXTS},
+    "inputs_columns": {"inputs": {"text": TEXTS}},
+    "inputs_records": {"inputs": [{"text": t} for t in TEXTS]},
+    "dataframe_split": {"dataframe_split": {"columns": ["text"], "data": [[t] for t in TEXTS]}},
+    "dataframe_records": {"dataframe_records": [{"text": t} for t in TEXTS]},
+}
+
+
+@pytest.mark.parametrize("form", NER_FORMS)
+def test_ner_answers_every_request_form(served, ner_local, form):
+    status, body = served.ner_http.invoke(NER_FORMS[form])
+    assert status == 200, body
+    assert list(body) == ["predictions"] and len(body["predictions"]) == len(TEXTS)
+    for text, row, want in zip(TEXTS, body["predictions"], ner_local.predict(TEXTS)):
+        assert list(row) == ["entities"]
+        for ent in row["entities"]:
+            assert set(ent) == {"start", "end", "type", "score", "text"} and text[ent["start"]:ent["end"]] == ent["text"]
+            assert 0 <= ent["start"] < ent["end"] <= len(text) and 0.0 <= ent["score"] <= 1.0
+        same_entities(row["entities"], want)
+    assert any(row["entities"] for row in body["predictions"])
+
+
+def passage_of(tokenizer, sentences: list[str], n_tokens: int) -> str:
+    """A run of whole words from ``sentences`` that is exactly ``n_tokens`` tokens long."""
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    for first in range(len(sentences)):
+        words = " ".join(sentences[first : first + 8]).split()
+        for k in range(len(words)):
+            if count(" ".join(words[k:])) == n_tokens:
+                return " ".join(words[k:])
+            if count(" ".join(words[k:])) < n_tokens:
+                break
+    raise AssertionError(f"no passage of exactly {n_tokens} tokens")
+
+
+def test_long_text_is_windowed_and_its_far_entities_found_at_their_offsets(served, ner_local):
+    """A passage filling exactly one window, put at the end of a text several windows long: the
+    last window then reads exactly that passage, so the entities the model finds in the passage
+    alone must come back at the passage's offset in the long text (beyond the boundary zone)."""
+    tok = ner_local.tokenizer
+    sentences = [r["text"] for r in read_jsonl(SAMPLE / "klue_ner_dev.jsonl")]
+    size = ner_local.window_size
+    assert size == MAX_LENGTH - 2
+    passage = passage_of(tok, sentences[20:], size)
+    filler = " ".join(sentences[:12])
+    text = f"{filler} {passage}"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) > 4 * MAX_LENGTH and ids[-size:] == tok(passage, add_special_tokens=False)["input_ids"]
+    shift = len(filler) + 1
+
+    status, body = served.ner_http.invoke({"dataframe_records": [{"text": passage}, {"text": text}]})
+    assert status == 200, body
+    alone, long = (row["entities"] for row in body["predictions"])
+    # the part of the last window it owns, minus the longest span (where a boundary tie may be settled)
+    last = ner_local.windows([text])[-1][1]
+    offsets = tok(passage, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    safe_from = offsets[last.own_start - last.start + max(ner_local.cfg.ner.candidate_lengths())][0]
+    expected = [{**e, "start": e["start"] + shift, "end": e["end"] + shift} for e in alone if e["start"] >= safe_from]
+    assert expected, "the model found nothing in the passage's far part"
+    same_entities([e for e in long if e["start"] >= safe_from + shift], expected)
+    covered = tok(text, truncation=True, max_length=MAX_LENGTH, return_offsets_mapping=True)["offset_mapping"]
+    assert min(e["start"] for e in expected) > 3 * max(b for _, b in covered)  # far beyond one window
+    assert all(text[e["start"]:e["end"]] == e["text"] for e in long)
+    assert min(e["start"] for e in long) < len(filler) // 4  # and the beginning was read too
+    same_entities(long, ner_local.predict([text])[0])
+
+
+BAD_NER = [
+    ({"dataframe_records": [{"txt": "서울"}]}, "text"),
+    ({"inputs": [{"txt": "서울"}]}, "text"),
+    ({"inputs": ["서울에서", ""]}, "field 'text' of row 1 is empty"),
+    ({"dataframe_split": {"columns": ["text"], "data": [["   "]]}}, "field 'text' of row 0 is empty"),
+    ({"dataframe_records": [{"text": 5}]}, "field 'text' of row 0 must be a string, got int 5"),
+    ({"inputs": ["서울", None]}, "field 'text' of row 1 must be a string, got null"),
+    ({"inputs": {"text": [["서울"], 3]}}, "field 'text' of row 0 must be a string"),
+    ({"inputs": ["서울"] * (NER_MAX_BATCH + 1)}, f"at most {NER_MAX_BATCH} rows per request"),
+    ({"texts": ["서울"]}, "dataframe_records"),
+    ('{"inputs": ["서울"', "valid JSON"),
+    # only a gliner-head model takes entity types per request; span-first's are fixed
+    ({"inputs": ["서울"], "params": {"types": ["LC"]}}, "params.types: this model predicts a fixed type set"),
+]
+
+
+@pytest.mark.parametrize(("payload", "names"), BAD_NER, ids=[f"ner-bad-{i}" for i in range(len(BAD_NER))])
+def test_bad_ner_requests_get_a_400_naming_the_field(served, payload, names):
+    status, body = served.ner_http.invoke(payload)
+    assert status == 400, body
+    assert isinstance(body, dict) and names in body["message"] and "stack_trace" not in body
+    assert "Traceback" not in json.dumps(body)
+    assert served.ner.alive()
+    status, body = served.ner_http.invoke({"inputs": ["서울"]})
+    assert status == 200 and len(body["predictions"]) == 1
+
+
+# -- RE over HTTP ----------------------------------------------------------------------------
+
+RECORDS = [
+    {"text": "이순신은 조선 중기의 무신이다.", "subject_start": 0, "subject_end": 3, "subject_type": "PER",
+     "object_start": 5, "object_end": 7, "object_type": "LOC"},
+    {"text": "삼양식품은 창업주 전중윤 회장의 뜻을 기렸다.", "subject_start": 0, "subject_end": 4, "subject_type": "ORG",
+     "object_start": 10, "object_end": 13, "object_type": "PER"},
+]
+COLUMNS = list(RECORDS[0])
+RE_FORMS = {
+    "inputs_records": {"inputs": RECORDS},
+    "inputs_columns": {"inputs": {c: [r[c] for r in RECORDS] for c in COLUMNS}},
+    "dataframe_split": {"dataframe_split": {"columns": COLUMNS, "data": [[r[c] for c in COLUMNS] for r in RECORDS]}},
+    "dataframe_records": {"dataframe_records": RECORDS},
+}
+
+
+@pytest.mark.parametrize("form", RE_FORMS)
+def test_re_answers_every_request_form_with_every_label_s_probability(served, re_local, form):
+    status, body = served.re_http.invoke(RE_FORMS[form])
+    assert status == 200, body
+    labels = json.loads((served.re_ckpt / "labels.json").read_text(encoding="utf-8"))["labels"]
+    records = [{"text": r["text"], **{side: {k: r[f"{side}_{k}"] for k in ("start", "end", "type")}
+                                      for side in ("subject", "object")}} for r in RECORDS]
+    for row, want in zip(body["predictions"], re_local.predict(records), strict=True):
+        assert list(row) == ["label", "score", "probs"]
+        assert list(row["probs"]) == labels  # every label, in the saved order
+        assert sum(row["probs"].values()) == pytest.approx(1.0, abs=1e-6)
+        assert row["label"] == want["label"] == max(row["probs"], key=row["probs"].get)
+        assert row["score"] == pytest.approx(want["score"], abs=1e-6) == row["probs"][row["label"]]
+        assert list(row["probs"].values()) == pytest.approx(list(want["probs"].values()), abs=1e-6)
+
+
+def bad_record(**changes) -> dict:
+    return {"dataframe_records": [RECORDS[0], {k: v for k, v in {**RECORDS[1], **changes}.items() if v is not ...}]}
+
+
+BAD_RE = [
+    (bad_record(subject_type=...), "subject_type"),
+    ({"inputs": [{k: v for k, v in RECORDS[0].items() if k != "object_end"}]}, "object_end"),
+    (bad_record(object_end=99), "field 'object_end' of row 1 (99) lies outside the text"),
+    (bad_record(subject_start=-2), "field 'subject_start' of row 1 (-2) lies outside the text"),
+    (bad_record(subject_start=4), "field 'subject_start' of row 1 (4) must be less than 'subject_end'"),
+    (bad_record(object_start="ten"), "field 'object_start' of row 1 must be an integer character offset"),
+    (bad_record(object_start=10.5), "field 'object_start' of row 1 must be an integer character offset"),
+    (bad_record(subject_type=7), "field 'subject_type' of row 1 must be a non-empty string"),
+    (bad_record(text=""), "field 'text' of row 1 is empty"),
+    (bad_record(text=None), "field 'text' of row 1 must be a string, got null"),
+    ({"inputs": RECORDS * 3}, f"at most {RE_MAX_BATCH} rows per request"),
+]
+
+
+@pytest.mark.parametrize(("payload", "names"), BAD_RE, ids=[f"re-bad-{i}" for i in range(len(BAD_RE))])
+def test_bad_re_requests_get_a_400_naming_the_field(served, payload, names):
+    status, body = served.re_http.invoke(payload)
+    assert status == 400, body
+    assert isinstance(body, dict) and names in body["message"] and "stack_trace" not in body
+    assert served.re.alive()
+    status, body = served.re_http.invoke({"inputs": RECORDS})
+    assert status == 200 and len(body["predictions"]) == 2
+
+
+# -- batch prediction with the same models ---------------------------------------------------
+
+
+def test_predict_pipeline_runs_the_registered_models(served, tmp_path):
+    predict = pipeline("predict")
+    long = " ".join(r["text"] for r in read_jsonl(SAMPLE / "klue_ner_dev.jsonl")[:10])
+    (tmp_path / "texts.txt").write_text(f"{TEXTS[0]}\n\n{long}\n", encoding="utf-8")
+    for source, out in (("models:/serve-ner@champion", "uri.jsonl"), (str(served.ner_ckpt), "ckpt.jsonl")):
+        assert predict([source, "--tracking-uri", served.uri, "--input", str(tmp_path / "texts.txt"),
+                        "--output", str(tmp_path / out), "--batch-size", "2"]) == 0
+    rows = read_jsonl(tmp_path / "uri.jsonl")
+    assert [r["text"] for r in rows] == [TEXTS[0], "", long] and rows[1]["entities"] == []
+    assert rows == read_jsonl(tmp_path / "ckpt.jsonl")  # registered model == checkpoint folder
+    status, body = served.ner_http.invoke({"inputs": [TEXTS[0], long]})
+    same_entities(rows[0]["entities"], body["predictions"][0]["entities"])
+    same_entities(rows[2]["entities"], body["predictions"][1]["entities"])
+
+    lines = (SAMPLE / "klue_re_dev.jsonl").read_text(encoding="utf-8").splitlines()[:6]  # > RE_MAX_BATCH rows
+    (tmp_path / "re.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert predict(["models:/serve-re@champion", "--tracking-uri", served.uri, "--input", str(tmp_path / "re.jsonl"),
+                    "--output", str(tmp_path / "sub.csv")]) == 0
+    import pandas as pd
+
+    sub = pd.read_csv(tmp_path / "sub.csv")
+    assert list(sub.columns) == ["id", "pred_label", "probs"] and len(sub) == 6
+    assert [str(i) for i in sub["id"]] == [json.loads(line)["id"] for line in lines]
+    assert all(len(json.loads(p)) == 30 for p in sub["probs"])
