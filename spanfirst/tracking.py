@@ -12,8 +12,9 @@ import math
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 DEFAULT_DB = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
@@ -35,6 +36,36 @@ def resolve_tracking_uri(cli: str | None = None, space_file: str | None = None) 
     elif "://" not in uri:  # a plain folder: MLflow's file store
         uri = Path(uri).resolve().as_uri()
     return uri
+
+
+@contextmanager
+def use_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking *and* registry URI set to ``uri`` for the block, then restored.
+
+    ``mlflow.start_run``, ``log_model``, ``register_model`` and ``pyfunc.load_model`` read the
+    process-wide URIs; a registry URI left from elsewhere (``MLFLOW_REGISTRY_URI``) would register
+    the model in another registry than the one its runs are in. ``mlflow.set_*_uri`` also export
+    both as environment variables (child processes inherit them), so those are restored too.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved_tracking = tracking_utils._tracking_uri  # None when never set
+    saved_registry = registry_utils._registry_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved_tracking)
+        registry_utils._registry_uri = saved_registry
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def artifact_root(uri: str) -> str | None:

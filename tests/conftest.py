@@ -53,3 +53,19 @@ def tiny_backbone(tmp_path_factory) -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Tests never write to the user's cache; the tiny backbones they build are shared per session."""
     monkeypatch.setenv("SPANFIRST_CACHE", str(tmp_path_factory.getbasetemp() / "spanfirst-cache"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _module_leaves_no_trace():
+    """Each test module leaves the process as it found it: no Ray still connected (an in-process
+    training run starts one) and the environment unchanged (``mlflow.set_*_uri`` export
+    ``MLFLOW_*_URI``, which every later subprocess - a sweep, a server - would inherit)."""
+    saved = dict(os.environ)
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    for key in set(os.environ) - set(saved):
+        del os.environ[key]
+    os.environ.update(saved)

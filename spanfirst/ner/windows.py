@@ -59,10 +59,17 @@ def merge_window_spans(per_window: Sequence[tuple[Window, Sequence[WindowSpan]]]
     """The entities of one text from its windows' predictions, sorted by position.
 
     Each window keeps the spans starting in its own part; NMS over the union (no output cap:
-    each window was capped already) resolves spans that overlap across a boundary."""
+    each window was capped already) resolves spans that overlap across a boundary. Different
+    token spans can cover the same characters (a tokenizer that splits one character into
+    several pieces gives them all its offsets); such an entity is reported once, at its best score."""
     owned = [sp for win, spans in per_window for sp in spans if win.own_start <= sp[0] < win.own_end]
     if len(per_window) > 1 and len(owned) > 1:
         keep = nms_1d([sp[0] for sp in owned], [sp[1] for sp in owned], [sp[3] for sp in owned],
                       iou_threshold, len(owned), nesting)
         owned = [owned[k] for k in keep]
-    return sorted(owned, key=lambda sp: (sp[0], sp[1]))
+    best: dict[tuple[int, int, str], WindowSpan] = {}
+    for sp in owned:
+        key = (sp[4], sp[5], sp[2])
+        if key not in best or sp[3] > best[key][3]:
+            best[key] = sp
+    return sorted(best.values(), key=lambda sp: (sp[0], sp[1]))

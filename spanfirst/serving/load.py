@@ -54,9 +54,10 @@ def load_serving_model(source: str | Path, model_config: dict[str, Any] | None =
     import mlflow
 
     if tracking_uri:
-        from spanfirst.tracking import resolve_tracking_uri
+        from spanfirst.tracking import resolve_tracking_uri, use_uri
 
-        mlflow.set_tracking_uri(resolve_tracking_uri(tracking_uri))
-        mlflow.set_registry_uri(resolve_tracking_uri(tracking_uri))
-    model = mlflow.pyfunc.load_model(source, model_config=model_config)
+        with use_uri(resolve_tracking_uri(tracking_uri)):
+            model = mlflow.pyfunc.load_model(source, model_config=model_config)
+    else:
+        model = mlflow.pyfunc.load_model(source, model_config=model_config)
     return ServingModel(model.unwrap_python_model(), model.predict, source)

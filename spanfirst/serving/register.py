@@ -48,11 +48,7 @@ def register_checkpoint(checkpoint: str | Path, cfg: RunConfig, history: list[di
         for row in history:
             tracking.log_metrics(uri, run_id, row, step=int(row.get("epoch", 0)))
         tracking.log_metrics(uri, run_id, {f"best_{METRIC}": score}, step=0)
-        # mlflow.start_run and log_model use the process-wide URI (the registry follows it when
-        # unset); this scope restores whatever the caller had, explicit or not.
-        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
-        with _use_tracking_uri(uri), mlflow.start_run(run_id=run_id):
+        with tracking.use_uri(uri), mlflow.start_run(run_id=run_id):
             info, version = log_checkpoint_model(checkpoint, cfg.task, name, model_config=model_config)
         number = str(version.version)
         promoted, message = tracking.promote_if_better(uri, name, number, METRIC, score)

@@ -14,16 +14,7 @@ from typing import Any
 from spanfirst.config import RunConfig, save_config
 from spanfirst.tasks import get_task
 from spanfirst.train.loop import train_loop_per_worker
-
-
-def init_ray(address: str | None = None) -> None:
-    """Connect to ``address`` (a cluster) or start a local Ray, once per process."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
-    ray.init(address=address, logging_level="WARNING", log_to_driver=True)
+from spanfirst.train.ray_session import init_ray
 
 
 class HistoryCallback:

@@ -77,8 +77,17 @@ def test_merge_resolves_spans_crossing_a_boundary_with_the_nesting_policy():
     assert merge_window_spans([], 0.5, "forbid") == []
 
 
+def test_token_spans_over_the_same_characters_are_one_entity_at_its_best_score():
+    # one character split into two pieces: tokens 3 and 4 both carry its offsets 30-35
+    same = [(3, 3, "PS", 0.4, 30, 35), (3, 4, "PS", 0.7, 30, 35), (4, 4, "PS", 0.5, 30, 35), (3, 4, "LC", 0.2, 30, 35)]
+    assert merge_window_spans([(Window(0, 8, 0, 8), same)], 0.5, "allow") == \
+        [(3, 4, "PS", 0.7, 30, 35), (3, 4, "LC", 0.2, 30, 35)]
+
+
 @pytest.fixture(scope="module")
 def predictor(tiny_backbone):
+    import torch
+
     from spanfirst.backbone import load_encoder, load_tokenizer
     from spanfirst.config import RunConfig, apply_overrides
     from spanfirst.ner.model import SpanFirstModel
@@ -86,6 +95,7 @@ def predictor(tiny_backbone):
 
     cfg = apply_overrides(RunConfig(), {"model.backbone": str(tiny_backbone), "model.max_length": 24,
                                         "ner.score_threshold": 0.0})
+    torch.manual_seed(0)  # an untrained model: its heads' initialisation must not depend on the tests run before
     model = SpanFirstModel(load_encoder(str(tiny_backbone)), 2, cfg.ner, 0.0).eval()
     return NerPredictor(model, load_tokenizer(str(tiny_backbone)), cfg, {"types": ["LC", "PS"]})
 

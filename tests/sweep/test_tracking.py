@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -155,16 +156,20 @@ def test_confusion_matrices_come_from_the_task_and_the_checkpoint_labels(ner_che
 
 
 @pytest.mark.slow
-def test_checkpoint_logged_as_a_pyfunc_model_from_code(ner_checkpoint, tmp_path):
+def test_checkpoint_logged_as_a_pyfunc_model_from_code(ner_checkpoint, tmp_path, monkeypatch):
     import mlflow
     import pandas as pd
 
     from spanfirst.serving.log_model import log_checkpoint_model
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
+    # a registry URI left in the environment (mlflow.set_registry_uri exports one) must not
+    # send the model to another registry than its run's
+    stale = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", stale)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     exp = tracking.ensure_experiment(uri, "unit")
-    try:
+    with tracking.use_uri(uri):
         with mlflow.start_run(experiment_id=exp):
             info, version = log_checkpoint_model(ner_checkpoint, "ner", "unit-ner")
         assert str(version.version) == "1"
@@ -180,8 +185,10 @@ def test_checkpoint_logged_as_a_pyfunc_model_from_code(ner_checkpoint, tmp_path)
         assert all({"start", "end", "type", "score", "text"} <= set(e) for ents in out["entities"] for e in ents)
         with pytest.raises(ValueError, match="not a 're' one"):
             log_checkpoint_model(ner_checkpoint, "re")
-    finally:
-        mlflow.set_tracking_uri(None)
+    assert tracking.client(uri).get_registered_model("unit-ner").name == "unit-ner"
+    assert not (tmp_path / "elsewhere.db").exists()
+    # the block's URIs are gone again: the caller's environment is as it was
+    assert os.environ["MLFLOW_REGISTRY_URI"] == stale and "MLFLOW_TRACKING_URI" not in os.environ
 
 
 def test_searcher_is_seeded_and_bounded_and_explains_what_it_cannot_do(tmp_path):

@@ -29,7 +29,7 @@ SERVE = REPO / "mlflow_server" / "serve.py"
 SCENARIO = Path(__file__).with_name("client_scenario.py")
 ADMIN_PASSWORD = "admin-pass-for-tests-1"  # a throwaway server's; MLflow wants at least 12 characters
 # Variables each test sets itself for the processes it starts, never inherited from the caller.
-ISOLATED_ENV_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PGPASSWORD",
+ISOLATED_ENV_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PGPASSWORD",
                      "MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
 
 # free_port from the sweep tests' conftest (loaded, not copied; conftests are not importable here)
