@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.suite == "heads":
             from spanfirst.bench.heads import run as run_heads
 
-            body = run_heads(args.data.resolve(), work, epochs=epochs)
+            body = run_heads(args.data.resolve(), work, epochs=epochs, png=args.doc.parent / "heads_f1_vs_time.png")
         elif args.suite == "serve":
             from spanfirst.bench.serve import run as run_serve_bench
 

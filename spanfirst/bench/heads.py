@@ -140,8 +140,35 @@ def mean_spread(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {sd:.3f}"
 
 
+def plot(points: list[dict[str, Any]], path: Path) -> Path:
+    """Dev strict F1 (mean, error bar = standard deviation over seeds) against training time per
+    epoch and against inference speed, one marker per head."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (by_train, by_infer) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
+    for pt, marker in zip(points, "osD^v<>"):
+        for ax, x in ((by_train, pt["epoch_seconds"]), (by_infer, pt["sentences_per_second"])):
+            ax.errorbar([x], [pt["f1"]], yerr=[pt["f1_sd"]], fmt=marker, capsize=4, markersize=7)
+            ax.annotate(pt["head"], (x, pt["f1"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    by_train.set_xlabel("training time per epoch (s, lower is better)")
+    by_infer.set_xlabel("inference speed (sentences/s, higher is better)")
+    by_train.set_ylabel("dev strict F1 (mean ± sd over seeds)")
+    for ax in (by_train, by_infer):
+        ax.grid(alpha=0.3)
+        ax.margins(x=0.25, y=0.1)
+    fig.suptitle("KLUE-NER: NER heads on the same tiny backbone, F1 against time")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def run(data_dir: Path, out: Path, epochs: int = 4, seeds: tuple[int, ...] = (0, 1, 2),
-        train_examples: int = 2000) -> str:
+        train_examples: int = 2000, png: Path | None = None) -> str:
     """Run everything and return the markdown section. ``train_examples``: the first N training
     sentences (15 head x seed runs must fit a 2-core machine in under an hour)."""
     cfg = base_config(data_dir, out, epochs)
@@ -174,6 +201,12 @@ def run(data_dir: Path, out: Path, epochs: int = 4, seeds: tuple[int, ...] = (0,
             max(x["peak_rss_mb"] for x in r), tiny_params[label],
             f"{statistics.mean(cands):.1f}" if cands else "n/a (tags every token)",
         ])
+    points = [{"head": label, "f1": statistics.mean(x["strict_f1"] for x in r),
+               "f1_sd": statistics.stdev([x["strict_f1"] for x in r]) if len(r) > 1 else 0.0,
+               "epoch_seconds": statistics.mean(x["epoch_seconds"] for x in r),
+               "sentences_per_second": speed[label]["sentences_per_second"]} for label, r in runs.items()]
+    if png is not None:
+        plot(points, png)
     lengths = sorted({c["length"] for c in costs})
     cost_rows = [[label] + [f"{c['infer_ratio']:.2f} / {c['train_ratio']:.2f}"
                             for length in lengths for c in costs if c["head"] == label and c["length"] == length]
@@ -200,6 +233,7 @@ def run(data_dir: Path, out: Path, epochs: int = 4, seeds: tuple[int, ...] = (0,
         f"({cfg.ner.global_pointer.max_span_width} / {cfg.ner.gliner.max_span_width} tokens); BIO scores tags. "
         "Inference: NerPredictor over the dev texts, batch 64, best of 2 passes.",
         "",
+        *([f"![dev strict F1 against training time per epoch and inference speed]({png.name})", ""] if png else []),
         f"Cost at real size: a randomly initialised encoder of xlm-roberta-base's shape ({BASE_SHAPE.num_layers} "
         f"layers, hidden {BASE_SHAPE.hidden_size}, built by the project's offline backbone builder and loaded with "
         "`from_pretrained`), batch 8, 2 threads, best of 3. Each cell: the head model's time as a ratio to the "
