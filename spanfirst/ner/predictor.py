@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 
-from spanfirst.data.alignment import AlignedExample, Encoded, _trim
+from spanfirst.data.alignment import AlignedExample, Encoded
 from spanfirst.ner.task import build_ner_model, predict_aligned
-from spanfirst.ner.windows import Window, WindowSpan, default_overlap, merge_window_spans, plan_windows
+from spanfirst.ner.windows import TextWindows, Window, WindowSpan, merge_window_spans
 from spanfirst.tasks import load_checkpoint
 
 
@@ -27,15 +27,10 @@ class NerPredictor:
         #: the type names of the model's type ids (a GLiNER-style model's prompted types)
         self.types: list[str] = list(getattr(model, "type_names", None) or labels["types"])
         self._types_lock = threading.Lock()
-        # The special tokens the tokenizer puts before and after a text (<s> ... </s>, [CLS] ... [SEP]).
-        probe = tokenizer("a", add_special_tokens=True, return_special_tokens_mask=True)
-        ids, special = probe["input_ids"], probe["special_tokens_mask"]
-        body = [i for i, s in enumerate(special) if not s]
-        self._prefix, self._suffix = ids[: body[0]], ids[body[-1] + 1 :]
+        self._windows = TextWindows(tokenizer, cfg.model.max_length, self.model.longest_span or 0, window_overlap)
+        self._prefix = self._windows.prefix
         #: content tokens per window and the overlap of neighbouring windows
-        self.window_size = cfg.model.max_length - len(self._prefix) - len(self._suffix)
-        self.window_overlap = (default_overlap(self.window_size, self.model.longest_span or 0)
-                               if window_overlap is None else window_overlap)
+        self.window_size, self.window_overlap = self._windows.size, self._windows.overlap
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", window_overlap: int | None = None) -> "NerPredictor":
@@ -77,25 +72,7 @@ class NerPredictor:
 
     def windows(self, texts: Sequence[str]) -> list[tuple[int, Window, Encoded]]:
         """(text index, window, model input) for every window of every text; none for blank texts."""
-        if not texts:
-            return []
-        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False,
-                             verbose=False)
-        pre, post = len(self._prefix), len(self._suffix)
-        out = []
-        for i, text in enumerate(texts):
-            ids = list(enc["input_ids"][i])
-            if not ids:
-                continue
-            offsets = [_trim(text, a, b) for a, b in enc["offset_mapping"][i]]
-            for win in plan_windows(len(ids), self.window_size, self.window_overlap):
-                offs = offsets[win.start : win.end]
-                out.append((i, win, Encoded(
-                    text, self._prefix + ids[win.start : win.end] + self._suffix,
-                    [(0, 0)] * pre + offs + [(0, 0)] * post,
-                    [False] * pre + [a < b for a, b in offs] + [False] * post,
-                )))
-        return out
+        return self._windows.encode(texts)
 
     @torch.no_grad()
     def predict(self, texts: Sequence[str], batch_size: int = 64,

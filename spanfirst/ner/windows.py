@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from spanfirst.data.alignment import Encoded, _trim
 from spanfirst.ner.nms import Nesting, nms_1d
 
 # (first token, last token inclusive, type, score, first char, end char exclusive); tokens are
@@ -73,3 +75,43 @@ def merge_window_spans(per_window: Sequence[tuple[Window, Sequence[WindowSpan]]]
         if key not in best or sp[3] > best[key][3]:
             best[key] = sp
     return sorted(best.values(), key=lambda sp: (sp[0], sp[1]))
+
+
+class TextWindows:
+    """A tokenizer's windows over texts: model inputs of at most ``max_length`` tokens (its special
+    tokens included) whose offsets point into the whole text. Prediction reads long texts through
+    them; training learns from every window of a long training text."""
+
+    def __init__(self, tokenizer: Any, max_length: int, longest_span: int, overlap: int | None = None) -> None:
+        self.tokenizer = tokenizer
+        # The special tokens the tokenizer puts before and after a text (<s> ... </s>, [CLS] ... [SEP]).
+        probe = tokenizer("a", add_special_tokens=True, return_special_tokens_mask=True)
+        ids, special = probe["input_ids"], probe["special_tokens_mask"]
+        body = [i for i, s in enumerate(special) if not s]
+        self.prefix, self.suffix = ids[: body[0]], ids[body[-1] + 1 :]
+        #: content tokens per window and the overlap of neighbouring windows
+        self.size = max_length - len(self.prefix) - len(self.suffix)
+        self.overlap = default_overlap(self.size, longest_span) if overlap is None else overlap
+
+    def encode(self, texts: Sequence[str]) -> list[tuple[int, Window, Encoded]]:
+        """(text index, window, model input) for every window of every text; none for blank texts.
+        A text that fits is encoded exactly as :func:`spanfirst.data.alignment.encode` does."""
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True, truncation=False,
+                             verbose=False)
+        pre, post = len(self.prefix), len(self.suffix)
+        out = []
+        for i, text in enumerate(texts):
+            ids = list(enc["input_ids"][i])
+            if not ids:
+                continue
+            offsets = [_trim(text, a, b) for a, b in enc["offset_mapping"][i]]
+            for win in plan_windows(len(ids), self.size, self.overlap):
+                offs = offsets[win.start : win.end]
+                out.append((i, win, Encoded(
+                    text, self.prefix + ids[win.start : win.end] + self.suffix,
+                    [(0, 0)] * pre + offs + [(0, 0)] * post,
+                    [False] * pre + [a < b for a, b in offs] + [False] * post,
+                )))
+        return out
