@@ -38,6 +38,7 @@ class AlignmentReport:
     unalignable: int = 0  # no token carries any of its characters
     boundary_mismatch: int = 0  # aligned, but its tokens cover more characters than the entity
     examples_truncated: int = 0
+    examples_windowed: int = 0  # read as overlapping windows instead of truncated
 
     def add(self, other: "AlignmentReport") -> None:
         for name in self.__dataclass_fields__:

@@ -6,28 +6,61 @@ from collections.abc import Sequence
 
 import torch
 
-from spanfirst.data.alignment import AlignedExample, AlignmentReport, align_entities, encode
+from spanfirst.data.alignment import AlignedExample, AlignmentReport, Encoded, align_entities, encode
 from spanfirst.data.types import Example
 from spanfirst.ner.model import GoldSpans
+from spanfirst.ner.windows import TextWindows
 
 
 def align_examples(
-    tokenizer, examples: Sequence[Example], types: list[str], max_length: int, chunk: int = 256
+    tokenizer, examples: Sequence[Example], types: list[str], max_length: int, chunk: int = 256,
+    windows: TextWindows | None = None,
 ) -> tuple[list[AlignedExample], AlignmentReport]:
-    """Tokenise and place every gold entity on tokens; returns the features and what was lost."""
+    """Tokenise and place every gold entity on tokens; returns the features and what was lost.
+
+    A text longer than ``max_length`` is truncated, or with ``windows`` read as overlapping
+    windows: one feature per window, each with the entities that lie wholly inside it (an entity
+    in the overlap is gold in both). The report counts every entity once; one that no window holds
+    whole (longer than the overlap) counts as truncated."""
     type_to_id = {t: i + 1 for i, t in enumerate(types)}  # 0 is "no entity"
     report = AlignmentReport()
     out: list[AlignedExample] = []
     for i in range(0, len(examples), chunk):
         part = examples[i : i + chunk]
-        for ex, enc in zip(part, encode(tokenizer, [e.text for e in part], max_length)):
+        long: dict[int, list[Encoded]] = {}
+        if windows is not None:
+            for j, _win, enc in windows.encode([e.text for e in part]):
+                long.setdefault(j, []).append(enc)
+        for j, (ex, enc) in enumerate(zip(part, encode(tokenizer, [e.text for e in part], max_length))):
             unknown = {s.type for s in ex.entities} - type_to_id.keys()
             if unknown:
-                raise ValueError(f"example {ex.id or i}: entity types {sorted(unknown)} are not in the label set {types}")
-            gold, rep = align_entities(enc, ex.entities, type_to_id)
+                raise ValueError(f"example {ex.id or i + j}: entity types {sorted(unknown)} are not in the label set {types}")
+            if len(long.get(j, [])) > 1:
+                items, rep = _align_windows(long[j], ex, type_to_id)
+                out += items
+            else:
+                gold, rep = align_entities(enc, ex.entities, type_to_id)
+                out.append(AlignedExample(enc, gold))
             report.add(rep)
-            out.append(AlignedExample(enc, gold))
     return out, report
+
+
+def _align_windows(encs: list[Encoded], ex: Example, type_to_id: dict[str, int]) -> tuple[
+    list[AlignedExample], AlignmentReport
+]:
+    items, report, unplaced = [], AlignmentReport(examples_windowed=1), list(ex.entities)
+    for enc in encs:
+        chars = [ab for ab, m in zip(enc.offsets, enc.text_mask) if m]
+        inside = [s for s in ex.entities if chars[0][0] <= s.start and s.end <= chars[-1][1]]
+        items.append(AlignedExample(enc, align_entities(enc, inside, type_to_id)[0]))
+        first_seen = [s for s in unplaced if s in inside]  # each entity reported by the first window holding it
+        unplaced = [s for s in unplaced if s not in inside]
+        rep = align_entities(enc, first_seen, type_to_id)[1]
+        rep.examples_truncated = 0
+        report.add(rep)
+    report.entities += len(unplaced)
+    report.truncated += len(unplaced)
+    return items, report
 
 
 def collate(items: Sequence[AlignedExample], pad_id: int) -> dict[str, object]:

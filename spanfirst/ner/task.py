@@ -18,6 +18,7 @@ from spanfirst.ner.baseline import DictionaryBaseline
 from spanfirst.ner.candidates import length_to_bin, structural_reach
 from spanfirst.ner.evaluation import SentencePrediction, ner_report, summary
 from spanfirst.ner.features import align_examples, collate
+from spanfirst.ner.windows import TextWindows
 from spanfirst.ner.heads.bio import BioTaggerModel
 from spanfirst.ner.heads.gliner import GlinerModel, TypePrompts, add_prompt_tokens
 from spanfirst.ner.heads.global_pointer import GlobalPointerModel
@@ -93,7 +94,9 @@ class NerTask(Task):
         if cfg.model.head == "gliner":
             add_prompt_tokens(self.tokenizer)  # [ENT], [SEP]: saved with the checkpoint's tokenizer
         max_len = cfg.model.max_length
-        self.train_aligned, self.train_report = align_examples(self.tokenizer, prepared["train"], self.types, max_len)
+        windows = TextWindows(self.tokenizer, max_len, 0) if cfg.data.long_train_texts == "window" else None
+        self.train_aligned, self.train_report = align_examples(self.tokenizer, prepared["train"], self.types, max_len,
+                                                               windows=windows)
         self.dev_aligned, self.dev_report = align_examples(self.tokenizer, prepared["dev"], self.types, max_len)
         self.baseline = DictionaryBaseline().fit(prepared["train"])
 
