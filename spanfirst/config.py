@@ -40,8 +40,8 @@ class DataConfig(_Strict):
     labels: list[str] = Field(default_factory=list)
     max_train_examples: int | None = None
     max_dev_examples: int | None = None
-    # NER training texts longer than model.max_length: learnt from as overlapping windows (a quarter
-    # of the window overlaps) or truncated. Dev texts are scored truncated (the report counts them).
+    # NER training texts longer than model.max_length: learnt from as overlapping windows (the
+    # predictor's windows) or truncated. Dev texts are always scored whole, read as the predictor reads them.
     long_train_texts: Literal["window", "truncate"] = "window"
     # Relation extraction: label list file, negative class, rows whose entity word mismatches the text.
     relation_list: str | None = None

@@ -110,6 +110,10 @@ class AlignedExample:
 
     enc: Encoded
     gold: list[tuple[int, int, int]] = field(default_factory=list)  # (tok_start, tok_end, type_id)
+    # One window of a longer text (a spanfirst.ner.windows.Window): its content tokens in the
+    # whole text; None when the item is the whole (or the truncated) text.
+    window: Any = None
+    source: int = -1  # index of the example it came from
 
 
 def align_entities(enc: Encoded, entities: list[Span], type_to_id: dict[str, int]) -> tuple[

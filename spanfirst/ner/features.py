@@ -9,7 +9,7 @@ import torch
 from spanfirst.data.alignment import AlignedExample, AlignmentReport, Encoded, align_entities, encode
 from spanfirst.data.types import Example
 from spanfirst.ner.model import GoldSpans
-from spanfirst.ner.windows import TextWindows
+from spanfirst.ner.windows import TextWindows, Window
 
 
 def align_examples(
@@ -27,32 +27,31 @@ def align_examples(
     out: list[AlignedExample] = []
     for i in range(0, len(examples), chunk):
         part = examples[i : i + chunk]
-        long: dict[int, list[Encoded]] = {}
+        long: dict[int, list[tuple[Window, Encoded]]] = {}
         if windows is not None:
-            for j, _win, enc in windows.encode([e.text for e in part]):
-                long.setdefault(j, []).append(enc)
+            for j, win, enc in windows.encode([e.text for e in part]):
+                long.setdefault(j, []).append((win, enc))
         for j, (ex, enc) in enumerate(zip(part, encode(tokenizer, [e.text for e in part], max_length))):
             unknown = {s.type for s in ex.entities} - type_to_id.keys()
             if unknown:
                 raise ValueError(f"example {ex.id or i + j}: entity types {sorted(unknown)} are not in the label set {types}")
             if len(long.get(j, [])) > 1:
-                items, rep = _align_windows(long[j], ex, type_to_id)
+                items, rep = _align_windows(long[j], ex, type_to_id, i + j)
                 out += items
             else:
                 gold, rep = align_entities(enc, ex.entities, type_to_id)
-                out.append(AlignedExample(enc, gold))
+                out.append(AlignedExample(enc, gold, source=i + j))
             report.add(rep)
     return out, report
 
 
-def _align_windows(encs: list[Encoded], ex: Example, type_to_id: dict[str, int]) -> tuple[
-    list[AlignedExample], AlignmentReport
-]:
+def _align_windows(windows: list[tuple[Window, Encoded]], ex: Example, type_to_id: dict[str, int],
+                   source: int) -> tuple[list[AlignedExample], AlignmentReport]:
     items, report, unplaced = [], AlignmentReport(examples_windowed=1), list(ex.entities)
-    for enc in encs:
+    for win, enc in windows:
         chars = [ab for ab, m in zip(enc.offsets, enc.text_mask) if m]
         inside = [s for s in ex.entities if chars[0][0] <= s.start and s.end <= chars[-1][1]]
-        items.append(AlignedExample(enc, align_entities(enc, inside, type_to_id)[0]))
+        items.append(AlignedExample(enc, align_entities(enc, inside, type_to_id)[0], win, source))
         first_seen = [s for s in unplaced if s in inside]  # each entity reported by the first window holding it
         unplaced = [s for s in unplaced if s not in inside]
         rep = align_entities(enc, first_seen, type_to_id)[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -18,7 +19,7 @@ from spanfirst.ner.baseline import DictionaryBaseline
 from spanfirst.ner.candidates import length_to_bin, structural_reach
 from spanfirst.ner.evaluation import SentencePrediction, ner_report, summary
 from spanfirst.ner.features import align_examples, collate
-from spanfirst.ner.windows import TextWindows
+from spanfirst.ner.windows import TextWindows, merge_window_spans
 from spanfirst.ner.heads.bio import BioTaggerModel
 from spanfirst.ner.heads.gliner import GlinerModel, TypePrompts, add_prompt_tokens
 from spanfirst.ner.heads.global_pointer import GlobalPointerModel
@@ -94,10 +95,15 @@ class NerTask(Task):
         if cfg.model.head == "gliner":
             add_prompt_tokens(self.tokenizer)  # [ENT], [SEP]: saved with the checkpoint's tokenizer
         max_len = cfg.model.max_length
-        windows = TextWindows(self.tokenizer, max_len, 0) if cfg.data.long_train_texts == "window" else None
-        self.train_aligned, self.train_report = align_examples(self.tokenizer, prepared["train"], self.types, max_len,
-                                                               windows=windows)
-        self.dev_aligned, self.dev_report = align_examples(self.tokenizer, prepared["dev"], self.types, max_len)
+        # Texts longer than the window: read as overlapping windows, with the overlap the predictor uses
+        longest = max(cfg.ner.candidate_lengths()) if cfg.model.head == "span_first" else scored_width(cfg) or 0
+        self.windows = TextWindows(self.tokenizer, max_len, longest)
+        self.train_aligned, self.train_report = align_examples(
+            self.tokenizer, prepared["train"], self.types, max_len,
+            windows=self.windows if cfg.data.long_train_texts == "window" else None)
+        self.dev_aligned, self.dev_report = align_examples(self.tokenizer, prepared["dev"], self.types, max_len,
+                                                           windows=self.windows)
+        self.merge_policy: tuple[float, str] = (cfg.ner.nms_iou, cfg.ner.nesting)  # the model's, once it predicts
         self.baseline = DictionaryBaseline().fit(prepared["train"])
 
     def label_info(self) -> dict[str, Any]:
@@ -164,6 +170,7 @@ class NerTask(Task):
 
     # -- evaluation -------------------------------------------------------------------------
     def predict(self, model: nn.Module, items: Sequence[AlignedExample], indices: Sequence[int]) -> list[SentencePrediction]:
+        self.merge_policy = model.merge_policy
         return predict_aligned(model, items, indices, self.types, self.tokenizer.pad_token_id,
                                self.cfg.train.eval_batch_size, self.cfg.ner.length_bins)
 
@@ -175,11 +182,48 @@ class NerTask(Task):
         lengths = ner.candidate_lengths() if head == "span_first" else range(1, width + 1) if width else None
         gold = [(s, e) for a in self.dev_aligned for s, e, _ in a.gold]
         reach = structural_reach(gold, lengths) if self.dev_aligned and lengths is not None else None
-        report = ner_report(self.prepared["dev"], self.dev_aligned, predictions, self.types,
+        aligned, merged = self.per_text(predictions)
+        report = ner_report(self.prepared["dev"], aligned, merged, self.types,
                             len(ner.length_bins) if head == "span_first" else None, reach, self.baseline,
                             overlap=head != "bio")
+        if "candidate_recall" in report and len(merged) < len(predictions):
+            # per model input: a gold span in an overlap is a candidate (or not) in each of its windows
+            report["candidate_recall"] = (sum(p.gold_in_candidates for p in predictions)
+                                          / max(sum(len(a.gold) for a in self.dev_aligned), 1))
         report["alignment"] = {"train": self.train_report.as_dict(), "dev": self.dev_report.as_dict()}
         return summary(report), report
+
+
+    def per_text(self, predictions: list[SentencePrediction]) -> tuple[list[AlignedExample], list[SentencePrediction]]:
+        """Dev features and predictions per dev text: a long text's windows merged as the predictor
+        merges them (spans in the whole text's content-token positions, gold placed in any window)."""
+        by_item = {p.index: p for p in predictions}
+        groups: dict[int, list[int]] = {}
+        for i, item in enumerate(self.dev_aligned):
+            groups.setdefault(item.source, []).append(i)
+        aligned, merged = [], []
+        shift = len(self.windows.prefix)
+        type_id = {t: k + 1 for k, t in enumerate(self.types)}
+        for k, idx in enumerate(groups.values()):
+            if len(idx) == 1:
+                aligned.append(self.dev_aligned[idx[0]])
+                merged.append(replace(by_item[idx[0]], index=k))
+                continue
+            items, preds = [self.dev_aligned[i] for i in idx], [by_item[i] for i in idx]
+            at = [it.window.start - shift for it in items]  # window token -> content token of the text
+            per_window = [(it.window, [(s + d, e + d, t, sc, a, b) for (s, e, _, _), (a, b, t, sc)
+                                       in zip(p.token_spans, p.char_spans)]) for it, p, d in zip(items, preds, at)]
+            spans = merge_window_spans(per_window, *self.merge_policy)
+            gold = sorted({(s + d, e + d, t) for it, d in zip(items, at) for s, e, t in it.gold})
+            aligned.append(AlignedExample(items[0].enc, gold, source=items[0].source))
+            counted = [p.candidates for p in preds if p.candidates is not None]
+            found = [p.gold_in_candidates for p in preds if p.gold_in_candidates is not None]
+            merged.append(SentencePrediction(
+                index=k, token_spans=[(s, e, type_id.get(t, 0), sc) for s, e, t, sc, _, _ in spans],
+                char_spans=[(a, b, t, sc) for _, _, t, sc, a, b in spans],
+                candidates=sum(counted) if counted else None, gold_in_candidates=sum(found) if found else None,
+                length_pairs=[pair for p in preds for pair in p.length_pairs]))
+        return aligned, merged
 
 
 def predict_aligned(

@@ -79,6 +79,17 @@ def _gather(obj: list[Any], world: int) -> list[Any]:
     return [x for part in parts for x in part]
 
 
+def epoch_shard(n: int, rank: int, world: int, seed: int) -> list[int]:
+    """This rank's item indices for one epoch: a seeded shuffle dealt round-robin.
+
+    Every rank gets the same number of items (as DistributedSampler: the shuffle is padded with
+    its first items): a rank with one batch more would wait forever in DDP's collective ops."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    per_rank = math.ceil(n / world)
+    return (order * world)[: per_rank * world][rank::world]
+
+
 def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.device, report) -> None:
     """Train for ``cfg.train.epochs`` (or until early stopping), calling ``report(metrics, ckpt_dir)``."""
     t = cfg.train
@@ -102,9 +113,7 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
             set_backbone_trainable(model, not frozen, lora)
             wrapped, stage_frozen = _wrap(model, world, device), frozen
         started = time.perf_counter()
-        order = list(range(len(train_items)))
-        random.Random(t.seed + epoch).shuffle(order)
-        shard = order[rank::world][: steps_per_epoch * t.batch_size]
+        shard = epoch_shard(len(train_items), rank, world, t.seed + epoch)
         wrapped.train()
         loss_sum, n_steps = 0.0, 0
         for lo in range(0, len(shard), t.batch_size):

@@ -1,5 +1,6 @@
-"""Training texts longer than the model's window: read as overlapping windows, every entity
-learnt from and counted once, short texts aligned exactly as before."""
+"""Texts longer than the model's window: training reads them as overlapping windows, every entity
+learnt from and counted once, short texts aligned exactly as before; dev scores them whole, as the
+predictor reads them."""
 
 from __future__ import annotations
 
@@ -62,22 +63,50 @@ def test_an_entity_no_window_holds_whole_is_counted_as_truncated(tok):
     assert all(len(it.gold) <= 1 for it in items)
 
 
-def test_training_reads_long_texts_as_windows_unless_told_to_truncate(tiny_backbone, tmp_path):
+def long_task(tiny_backbone, tmp_path, **overrides):
     import json
 
     from spanfirst.config import RunConfig, apply_overrides
     from spanfirst.ner.task import NerTask
 
-    ex = long_example()
+    examples = [long_example(), Example(SENTENCE, [Span(3, 6, "PS")])]
     data = tmp_path / "docs.jsonl"
-    data.write_text(json.dumps({"text": ex.text, "entities": [{"start": s.start, "end": s.end, "type": s.type}
-                                                              for s in ex.entities]}, ensure_ascii=False) + "\n",
-                    encoding="utf-8")
-    base = {"task": "ner", "data.train": str(data), "data.dev": str(data), "model.backbone": str(tiny_backbone),
-            "model.max_length": 24}
+    data.write_text("".join(json.dumps({"text": ex.text, "entities": [{"start": s.start, "end": s.end, "type": s.type}
+                                                                      for s in ex.entities]}, ensure_ascii=False) + "\n"
+                            for ex in examples), encoding="utf-8")
+    cfg = apply_overrides(RunConfig(), {"task": "ner", "data.train": str(data), "data.dev": str(data),
+                                        "model.backbone": str(tiny_backbone), "model.max_length": 24,
+                                        "ner.score_threshold": 0.0, **overrides})
+    return NerTask(cfg, NerTask.prepare(cfg)), examples
+
+
+def test_training_reads_long_texts_as_windows_unless_told_to_truncate(tiny_backbone, tmp_path):
     for mode, windowed in (("window", 1), ("truncate", 0)):
-        cfg = apply_overrides(RunConfig(), {**base, "data.long_train_texts": mode})
-        task = NerTask(cfg, NerTask.prepare(cfg))
+        task, _ = long_task(tiny_backbone, tmp_path, **{"data.long_train_texts": mode})
         assert task.train_report.examples_windowed == windowed
-        assert (len(task.train_aligned) > 1) == bool(windowed)
-        assert task.dev_report.examples_truncated == 1 and len(task.dev_aligned) == 1  # dev: scored truncated
+        assert (len(task.train_aligned) > 2) == bool(windowed)
+        assert task.dev_report.examples_windowed == 1 and len(task.dev_aligned) > 2  # dev: always whole texts
+
+
+def test_dev_scores_whole_long_texts_exactly_as_the_predictor_reads_them(tiny_backbone, tmp_path):
+    import torch
+
+    from spanfirst.ner.predictor import NerPredictor
+
+    task, examples = long_task(tiny_backbone, tmp_path)
+    torch.manual_seed(0)
+    model = task.build_model().eval()
+    items = task.dev_items()
+    with torch.no_grad():
+        preds = task.predict(model, items, list(range(len(items))))
+    aligned, merged = task.per_text(preds)
+    assert [p.index for p in merged] == [0, 1] and len(aligned) == 2
+    served = NerPredictor(model, task.tokenizer, task.cfg, {"types": task.types}).predict([ex.text for ex in examples])
+    assert [sorted((a, b, t) for a, b, t, _ in p.char_spans) for p in merged] == \
+        [sorted((e["start"], e["end"], e["type"]) for e in ents) for ents in served]
+    assert any(a > len(examples[0].text) * 3 // 4 for a, _, _, _ in merged[0].char_spans)  # read to the end
+    # every gold entity of the long text is placed once, in whole-text token positions
+    assert len(aligned[0].gold) == len(examples[0].entities) == len(set(aligned[0].gold))
+    flat, report = task.evaluate(preds)
+    assert report["strict"]["n_gold"] == sum(len(ex.entities) for ex in examples)
+    assert 0.0 <= report["candidate_recall"] <= 1.0 and flat["candidate_recall"] == report["candidate_recall"]
