@@ -170,7 +170,7 @@ class NerTask(Task):
 
     # -- evaluation -------------------------------------------------------------------------
     def predict(self, model: nn.Module, items: Sequence[AlignedExample], indices: Sequence[int]) -> list[SentencePrediction]:
-        self.merge_policy = model.merge_policy
+        self.merge_policy = getattr(model, "merge_policy", self.merge_policy)
         return predict_aligned(model, items, indices, self.types, self.tokenizer.pad_token_id,
                                self.cfg.train.eval_batch_size, self.cfg.ner.length_bins)
 
@@ -192,7 +192,6 @@ class NerTask(Task):
                                           / max(sum(len(a.gold) for a in self.dev_aligned), 1))
         report["alignment"] = {"train": self.train_report.as_dict(), "dev": self.dev_report.as_dict()}
         return summary(report), report
-
 
     def per_text(self, predictions: list[SentencePrediction]) -> tuple[list[AlignedExample], list[SentencePrediction]]:
         """Dev features and predictions per dev text: a long text's windows merged as the predictor
