@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from spanfirst.environ import restore
+
 DEFAULT_DB = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 TRIAL_TAG = "spanfirst.trial_id"
@@ -61,11 +63,7 @@ def use_uri(uri: str) -> Iterator[None]:
     finally:
         mlflow.set_tracking_uri(saved_tracking)
         registry_utils._registry_uri = saved_registry
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore(saved_env)
 
 
 def artifact_root(uri: str) -> str | None:

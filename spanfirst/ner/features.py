@@ -27,22 +27,35 @@ def align_examples(
     out: list[AlignedExample] = []
     for i in range(0, len(examples), chunk):
         part = examples[i : i + chunk]
-        long: dict[int, list[tuple[Window, Encoded]]] = {}
-        if windows is not None:
-            for j, win, enc in windows.encode([e.text for e in part]):
-                long.setdefault(j, []).append((win, enc))
-        for j, (ex, enc) in enumerate(zip(part, encode(tokenizer, [e.text for e in part], max_length))):
+        for j, (ex, encs) in enumerate(zip(part, _encode_part(tokenizer, [e.text for e in part], max_length, windows))):
             unknown = {s.type for s in ex.entities} - type_to_id.keys()
             if unknown:
                 raise ValueError(f"example {ex.id or i + j}: entity types {sorted(unknown)} are not in the label set {types}")
-            if len(long.get(j, [])) > 1:
-                items, rep = _align_windows(long[j], ex, type_to_id, i + j)
+            if len(encs) > 1:
+                items, rep = _align_windows(encs, ex, type_to_id, i + j)
                 out += items
             else:
-                gold, rep = align_entities(enc, ex.entities, type_to_id)
-                out.append(AlignedExample(enc, gold, source=i + j))
+                gold, rep = align_entities(encs[0][1], ex.entities, type_to_id)
+                out.append(AlignedExample(encs[0][1], gold, source=i + j))
             report.add(rep)
     return out, report
+
+
+def _encode_part(tokenizer, texts: list[str], max_length: int,
+                 windows: TextWindows | None) -> list[list[tuple[Window | None, Encoded]]]:
+    """Each text's encodings, tokenised once: its windows (one, identical to the truncating
+    encoding, when it fits), or the truncated text without ``windows``; a blank text gets the
+    truncating encoding (no tokens, no window)."""
+    if windows is None:
+        return [[(None, enc)] for enc in encode(tokenizer, texts, max_length)]
+    per_text: list[list[tuple[Window | None, Encoded]]] = [[] for _ in texts]
+    for j, win, enc in windows.encode(texts):
+        per_text[j].append((win, enc))
+    blank = [j for j, encs in enumerate(per_text) if not encs]
+    if blank:
+        for j, enc in zip(blank, encode(tokenizer, [texts[j] for j in blank], max_length)):
+            per_text[j] = [(None, enc)]
+    return per_text
 
 
 def _align_windows(windows: list[tuple[Window, Encoded]], ex: Example, type_to_id: dict[str, int],
@@ -52,8 +65,9 @@ def _align_windows(windows: list[tuple[Window, Encoded]], ex: Example, type_to_i
         chars = [ab for ab, m in zip(enc.offsets, enc.text_mask) if m]
         inside = [s for s in ex.entities if chars[0][0] <= s.start and s.end <= chars[-1][1]]
         items.append(AlignedExample(enc, align_entities(enc, inside, type_to_id)[0], win, source))
-        first_seen = [s for s in unplaced if s in inside]  # each entity reported by the first window holding it
-        unplaced = [s for s in unplaced if s not in inside]
+        held = set(inside)
+        first_seen = [s for s in unplaced if s in held]  # each entity reported by the first window holding it
+        unplaced = [s for s in unplaced if s not in held]
         rep = align_entities(enc, first_seen, type_to_id)[1]
         rep.examples_truncated = 0
         report.add(rep)

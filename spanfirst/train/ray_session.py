@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from spanfirst.environ import restore
+
 # Ray Train polls its workers every 2 s by default; each epoch report waited for that poll.
 RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}
 
@@ -52,11 +54,7 @@ def init_ray(address: str | None) -> None:
         ray.init(address="local", logging_level="WARNING", include_dashboard=True, dashboard_host="127.0.0.1",
                  dashboard_port=port)
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore(saved)
 
 
 def _api_server_url(address: str) -> str | None:

@@ -11,6 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from spanfirst.environ import restore
+
 _spec = importlib.util.spec_from_file_location("_sweep_conftest", Path(__file__).parents[1] / "sweep" / "conftest.py")
 _sweep = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_sweep)
@@ -47,10 +49,6 @@ def ray_cluster():
     finally:
         if cluster is not None:
             cluster.shutdown()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        restore(saved)
         Config.initialize("")
         AuthenticationTokenLoader.instance().reset_cache()
