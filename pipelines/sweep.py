@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the --storage folder is a shared filesystem (NFS, ...) at the same path on every node")
     args = ap.parse_args(argv)
 
+    from spanfirst.serving.register import registration_report
     from spanfirst.sweep.runner import SweepError, SweepOptions, run_sweep, stopped_count
     from spanfirst.sweep.storage import StorageError
 
@@ -67,13 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"best trial {best.trial_id} (MLflow run {out.run_ids.get(best.trial_id, '?')}): "
           f"{best.metric} = {best.score:.4f} at epoch {best.best['epoch']}")
     print("params:", json.dumps(best.params, ensure_ascii=False, default=str))
-    reg = out.registered
-    print(f"registered model: {reg['name']} version {reg['version']}" + (" (alias champion)" if reg["champion"] else ""))
-    print(reg["message"])
-    print()
-    print("serve the champion:")
-    print(f"  export MLFLOW_TRACKING_URI={out.tracking_uri}")
-    print(f"  mlflow models serve -m models:/{reg['name']}@champion --env-manager local -h 127.0.0.1 -p 5001")
+    print(registration_report(out.registered))
     return 0
 
 

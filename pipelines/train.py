@@ -48,18 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     if not result.best_dir:
         return 1
     if args.register:
-        from spanfirst.serving.register import register_checkpoint
+        from spanfirst.serving.register import register_checkpoint, registration_report
 
         reg = register_checkpoint(
             result.best_dir, cfg, result.history, float(result.best_metrics["dev_score"]), args.register,
             args.tracking_uri, args.experiment,
             None if args.max_batch_size is None else {"max_batch_size": args.max_batch_size},
         )
-        print(f"registered model: {reg.name} version {reg.version}{' (alias champion)' if reg.champion else ''}")
-        print(reg.message)
-        print("serve the champion:")
-        print(f"  export MLFLOW_TRACKING_URI={reg.tracking_uri}")
-        print(f"  mlflow models serve -m models:/{reg.name}@champion --env-manager local -h 127.0.0.1 -p 5001")
+        print(registration_report(reg))
     return 0
 
 

@@ -1,33 +1,40 @@
-"""One typed config per run.
+"""One typed config per task.
 
 Every part of a run (readers, model, training loop, evaluation, sweeps) reads a single
-:class:`RunConfig`. It is loaded from YAML, strict about unknown keys (a typo such as
-``warmup_ratoi`` is an error naming the key, not a silently ignored setting) and lax about
-number spelling (YAML reads ``1e-5`` as a string; pydantic coerces it to a float).
+:data:`RunConfig`: an :class:`NerRunConfig` or an :class:`ReRunConfig`, told apart by ``task``
+(a config without ``task`` is NER). Each carries only its own task's sections, so a key of the
+other task (``ner.*`` or ``model.head`` in an RE config, ``re.*`` in an NER one) is an
+error naming the key, in run configs, ``--set`` overrides and search spaces alike. A config is
+loaded from YAML, strict about unknown keys (a typo such as ``warmup_ratoi`` is an error naming
+the key, not a silently ignored setting) and lax about number spelling (YAML reads ``1e-5`` as a
+string; pydantic coerces it to a float).
 """
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError,
+                      field_validator, model_validator)
 
 
 class ConfigError(ValueError):
     """A config file or override that cannot be used; the message names the file and key."""
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Base of every config-file schema here and in :mod:`spanfirst.sweep.space`: unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 DataFormat = Literal["auto", "klue_bio", "surface_jsonl", "span_jsonl", "conll", "klue_re_csv", "re_jsonl"]
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     train: str | None = None
     dev: str | None = None
     test: str | None = None
@@ -49,7 +56,7 @@ class DataConfig(_Strict):
     on_entity_mismatch: Literal["fail", "skip"] = "fail"
 
 
-class LoraConfig(_Strict):
+class LoraConfig(Strict):
     enabled: bool = False
     r: int = Field(8, ge=1)
     alpha: int = Field(16, ge=1)
@@ -57,7 +64,7 @@ class LoraConfig(_Strict):
     target_modules: list[str] = Field(default_factory=lambda: ["query", "key", "value"])
 
 
-class TinyBackboneConfig(_Strict):
+class TinyBackboneConfig(Strict):
     """Shape of the offline backbone built when ``model.backbone`` is ``tiny``."""
 
     vocab_size: int = Field(3000, ge=100)
@@ -68,24 +75,34 @@ class TinyBackboneConfig(_Strict):
     seed: int = 0
 
 
-NerHead = Literal["span_first", "bio", "global_pointer", "efficient_global_pointer", "gliner"]
-
-
-class ModelConfig(_Strict):
+class ModelConfig(Strict):
     # A hub name (xlm-roberta-base), a local directory, or "tiny": a 2-layer XLM-R built offline
     # from the training texts and loaded through the same from_pretrained path.
     backbone: str = "xlm-roberta-base"
-    # The NER head on the encoder (``ner.*`` configures each): span_first (the design), bio (token
-    # tagger), global_pointer / efficient_global_pointer (rotary span scorer), gliner (types as
-    # text prompts). RE has its own classifier and keeps the default.
-    head: NerHead = "span_first"
     max_length: int = Field(128, ge=8)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     tiny: TinyBackboneConfig = Field(default_factory=TinyBackboneConfig)
 
 
-class TopKConfig(_Strict):
+class NerModelConfig(ModelConfig):
+    # The NER head on the encoder (``ner.*`` configures each), a name in the head registry:
+    # span_first (the design), bio (token tagger), global_pointer / efficient_global_pointer
+    # (rotary span scorer), gliner (types as text prompts). RE has its own classifier: no head key.
+    head: str = Field("span_first", description="the NER head")
+
+    @field_validator("head")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from spanfirst.ner.heads.registry import known_heads  # no torch: safe at validation time
+
+        heads = known_heads()
+        if v not in heads:
+            raise ValueError(f"unknown NER head '{v}' (known: {', '.join(heads)})")
+        return v
+
+
+class TopKConfig(Strict):
     """Dynamic number of start candidates: k = min(k_max, max(k_min, ceil(alpha*T) + beta))."""
 
     k_min: int = Field(4, ge=1)
@@ -100,7 +117,7 @@ class TopKConfig(_Strict):
         return self
 
 
-class GlobalPointerConfig(_Strict):
+class GlobalPointerConfig(Strict):
     """GlobalPointer and Efficient GlobalPointer heads (``model.head``)."""
 
     max_span_width: int = Field(12, ge=1)  # longest span (tokens) scored and predicted
@@ -114,7 +131,7 @@ class GlobalPointerConfig(_Strict):
         return v
 
 
-class GlinerConfig(_Strict):
+class GlinerConfig(Strict):
     """GLiNER-style head: entity types given as ``[ENT] type ... [SEP]`` prompts before the text."""
 
     max_span_width: int = Field(12, ge=1)  # longest span (tokens) scored and predicted
@@ -130,7 +147,7 @@ class GlinerConfig(_Strict):
     type_pooling: Literal["ent", "mean"] = "ent"
 
 
-class NerConfig(_Strict):
+class NerConfig(Strict):
     # Length bins as inclusive [low, high] token lengths; spans longer than the last bin fall in it.
     length_bins: list[tuple[int, int]] = Field(default_factory=lambda: [(1, 1), (2, 2), (3, 4), (5, 6)])
     # The length each bin expands a start candidate into (one per bin).
@@ -183,7 +200,7 @@ class NerConfig(_Strict):
         return self
 
 
-class ReConfig(_Strict):
+class ReConfig(Strict):
     """Relation extraction: entity markers, entity representation and the classifier loss."""
 
     # none | entity ([E1] ... [/E1]) | typed_entity ([E1-ORG] ... [/E1-ORG], added special tokens)
@@ -208,7 +225,7 @@ class ReConfig(_Strict):
         return self
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     num_workers: int = Field(2, ge=1)
     use_gpu: bool = False
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
@@ -232,13 +249,13 @@ class TrainConfig(_Strict):
     output_dir: str = "runs/default"
 
 
-class RunConfig(_Strict):
-    task: Literal["ner", "re"] = "ner"
+class RunConfigBase(Strict):
+    """What every task's run config has; a task adds its own model fields and section."""
+
+    task: str
     name: str = "run"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    ner: NerConfig = Field(default_factory=NerConfig)
-    re: ReConfig = Field(default_factory=ReConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
     @field_validator("name")
@@ -248,14 +265,49 @@ class RunConfig(_Strict):
             raise ValueError("name must be a non-empty string without '/'")
         return v
 
-    @model_validator(mode="after")
-    def _head_fits_task(self) -> "RunConfig":
-        if self.task != "ner" and self.model.head != "span_first":
-            raise ValueError(f"model.head '{self.model.head}' is an NER head; task '{self.task}' needs span_first")
-        return self
-
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain data: only this task's sections (what config.yaml holds)."""
         return self.model_dump(mode="json")
+
+
+class NerRunConfig(RunConfigBase):
+    task: Literal["ner"] = "ner"
+    model: NerModelConfig = Field(default_factory=NerModelConfig)
+    ner: NerConfig = Field(default_factory=NerConfig, description="the NER settings")
+
+
+class ReRunConfig(RunConfigBase):
+    task: Literal["re"] = "re"
+    re: ReConfig = Field(default_factory=ReConfig, description="the RE settings")
+
+
+# The type annotations name; a value is always one of the two classes.
+RunConfig = NerRunConfig | ReRunConfig
+
+CONFIG_CLASSES: dict[str, type[NerRunConfig] | type[ReRunConfig]] = {"ner": NerRunConfig, "re": ReRunConfig}
+DEFAULT_TASK = "ner"  # a config without ``task`` (today's files) is NER
+
+
+def _task_tag(value: Any) -> str | None:
+    task = value.get("task", DEFAULT_TASK) if isinstance(value, dict) else getattr(value, "task", None)
+    return task if isinstance(task, str) else None if task is None else repr(task)
+
+
+_RUN_CONFIG: TypeAdapter[RunConfig] = TypeAdapter(Annotated[
+    Union[Annotated[NerRunConfig, Tag("ner")], Annotated[ReRunConfig, Tag("re")]],
+    Discriminator(_task_tag),
+])
+
+
+def config_class(task: str) -> type[NerRunConfig] | type[ReRunConfig]:
+    if task not in CONFIG_CLASSES:
+        raise ConfigError(f"unknown task '{task}' (known: {', '.join(CONFIG_CLASSES)})")
+    return CONFIG_CLASSES[task]
+
+
+def default_config(task: str = DEFAULT_TASK) -> RunConfig:
+    """The all-defaults config of a task."""
+    return config_class(task)()
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,15 +319,51 @@ class RunConfig(_Strict):
 _INPUT_PATHS = ("data.train", "data.dev", "data.test", "data.relation_list")
 
 
-def _describe(err: ValidationError, source: str) -> str:
+def read_yaml_mapping(path: str | Path, kind: str = "config file") -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty: ``{}``); errors name the file as a ``kind``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {kind} not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return raw
+
+
+def describe_errors(err: ValidationError, source: str, strip_tag: bool = False) -> str:
+    """One line per error: ``<source>: unknown key 'a.b'`` or ``<source>: key 'a.b': <why>``.
+
+    ``strip_tag``: the errors come from the task union, whose locations start with the task tag
+    (``('re', 'ner')``); the key is what follows, and an unknown key of the other task says so.
+    """
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        loc = [str(p) for p in e["loc"]]
+        task = loc.pop(0) if strip_tag and loc and loc[0] in CONFIG_CLASSES else None
+        key = ".".join(loc) or "<root>"
         if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{key}'")
+            lines.append(f"{source}: unknown key '{key}'{other_task_hint(task, key) if task else ''}")
+        elif e["type"] == "union_tag_not_found":
+            lines.append(f"{source}: not a run config (a mapping of sections)")
+        elif e["type"] == "union_tag_invalid":
+            lines.append(f"{source}: key 'task': unknown task {e['ctx']['tag']!r} (known: {', '.join(CONFIG_CLASSES)})")
         else:
             lines.append(f"{source}: key '{key}': {e['msg']}")
     return "\n".join(lines)
+
+
+def other_task_hint(task: str, dotted: str) -> str:
+    """`` (a section of task 'ner'; this config's task is 're')`` when another task knows the path, else ''."""
+    for other, cls in CONFIG_CLASSES.items():
+        field = _field_at(cls, dotted) if other != task else None
+        if field is not None:
+            what = f"{field.description}, " if field.description else ""
+            kind = "section" if "." not in dotted and _section_model(field) else "key"
+            return f" ({what}a {kind} of task '{other}'; this config's task is '{task}')"
+    return ""
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -307,45 +395,70 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> RunConfig:
+    """Validate plain data into the config class its ``task`` names (NER when absent)."""
     try:
-        return RunConfig.model_validate(raw)
+        return _RUN_CONFIG.validate_python(raw)
     except ValidationError as err:
-        raise ConfigError(_describe(err, source)) from None
+        raise ConfigError(describe_errors(err, source, strip_tag=True)) from None
 
 
 def apply_overrides(cfg: RunConfig, overrides: dict[str, Any], source: str = "override") -> RunConfig:
-    """A new config with dotted-path values replaced; unknown paths are rejected by name."""
+    """A new config with dotted-path values replaced; paths the task's config lacks are rejected by name.
+
+    An override of ``task`` switches the config class: the old task's keys the new one lacks are
+    dropped when they hold their defaults, and otherwise kept so that validation names them (a
+    tuned ``ner`` section is not silently lost on the way to an RE config).
+    """
     tree = cfg.to_dict()
+    task = overrides.get("task", cfg.task)
+    if not isinstance(task, str) or task not in CONFIG_CLASSES:
+        task = cfg.task  # the paths are checked against the current class; validation names the bad task
+    cls = CONFIG_CLASSES[task]
+    if cls is not type(cfg):
+        _drop_defaults_unknown_to(tree, type(cfg)().to_dict(), cls().to_dict())
     for key, value in overrides.items():
-        if _get_dotted(tree, key) is None and not _path_known(key):
-            raise ConfigError(f"{source}: unknown key '{key}'")
+        if _get_dotted(tree, key) is None and not path_known(cls, key):
+            raise ConfigError(f"{source}: unknown key '{key}'{other_task_hint(task, key)}")
         _set_dotted(tree, key, copy.deepcopy(value))
     return config_from_dict(tree, source)
 
 
-def _path_known(dotted: str) -> bool:
-    """Whether a dotted path names a field of RunConfig (fields whose value may be None)."""
-    model: Any = RunConfig
+def _drop_defaults_unknown_to(tree: dict[str, Any], old_defaults: dict[str, Any], new_defaults: dict[str, Any]) -> None:
+    """Remove (in place) keys of ``tree`` the new class lacks whose values are the old class's defaults."""
+    for key in list(tree):
+        if key not in new_defaults:
+            if key in old_defaults and tree[key] == old_defaults[key]:
+                del tree[key]
+        elif isinstance(tree[key], dict) and isinstance(new_defaults[key], dict):
+            _drop_defaults_unknown_to(tree[key], old_defaults.get(key) or {}, new_defaults[key])
+
+
+def _section_model(field: Any) -> type[BaseModel] | None:
+    annotation = getattr(field, "annotation", None)
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _field_at(cls: type[BaseModel], dotted: str) -> Any:
+    """The pydantic field a dotted path names in ``cls``, or None."""
+    model: type[BaseModel] | None = cls
+    field = None
     for part in dotted.split("."):
-        fields = getattr(model, "model_fields", None)
-        if fields is None or part not in fields:
-            return False
-        annotation = fields[part].annotation
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
-    return True
+        if model is None or part not in model.model_fields:
+            return None
+        field = model.model_fields[part]
+        model = _section_model(field)
+    return field
+
+
+def path_known(cls: type[BaseModel], dotted: str) -> bool:
+    """Whether a dotted path names a field of the config class ``cls`` (fields whose value may be None too)."""
+    return _field_at(cls, dotted) is not None
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
     """Read a run config from YAML, resolve input paths, apply ``key=value`` overrides."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    raw = read_yaml_mapping(path)
     base = path.resolve().parent
     for dotted in _INPUT_PATHS:
         value = _get_dotted(raw, dotted)

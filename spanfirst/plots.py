@@ -30,3 +30,18 @@ def save_confusion_png(matrix: list[list[int]], labels: list[str], path: str | P
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def write_confusion_files(matrices: dict[str, tuple[list[list[int]], list[str]]], out: str | Path,
+                          title_suffix: str = "") -> list[str]:
+    """Each named (matrix, labels) as ``NAME.json`` and ``NAME.png`` in ``out``; the file names."""
+    import json
+
+    out = Path(out)
+    names = []
+    for name, (matrix, labels) in matrices.items():
+        (out / f"{name}.json").write_text(json.dumps({"labels": labels, "matrix": matrix}, ensure_ascii=False),
+                                         encoding="utf-8")
+        save_confusion_png(matrix, labels, out / f"{name}.png", f"{name.replace('_', ' ')}{title_suffix}")
+        names += [f"{name}.json", f"{name}.png"]
+    return names

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from spanfirst.config import RunConfig, config_from_dict, save_config
-
-CHECKPOINT_VERSION = 1
+from spanfirst.checkpoint import Checkpoint
+from spanfirst.config import RunConfig
 
 
 class Task(ABC):
-    """One model family (NER, RE): data preparation in the driver, model, batches, evaluation.
+    """One model family (NER, RE): data preparation in the driver, model, batches, evaluation, and
+    what serving needs (:meth:`serving`).
 
     ``prepare`` runs once in the driver (reads and validates files, so errors surface before
     any worker starts) and returns a picklable dict; each worker then builds the task from it.
@@ -33,13 +30,53 @@ class Task(ABC):
         self.cfg = cfg
         self.prepared = prepared
 
+    # -- data (driver) ------------------------------------------------------------------------
     @classmethod
     @abstractmethod
-    def prepare(cls, cfg: RunConfig) -> dict[str, Any]: ...
+    def read_split(cls, cfg: RunConfig, path: str | None, limit: int | None) -> Any:
+        """One data file read with the config's format settings (nothing when ``path`` is empty)."""
 
+    @classmethod
     @abstractmethod
-    def build_model(self) -> nn.Module: ...
+    def prepared(cls, cfg: RunConfig, train: Any, dev: Any, checkpoint: Checkpoint | None) -> dict[str, Any]:
+        """What workers build the task from; with ``checkpoint``: its label order and its backbone."""
 
+    @classmethod
+    def prepare(cls, cfg: RunConfig) -> dict[str, Any]:
+        """For training: train and dev read (capped by ``data.max_*_examples``), labels derived."""
+        if not cfg.data.train:
+            raise ValueError("data.train: a training file is required")
+        train = cls.read_split(cfg, cfg.data.train, cfg.data.max_train_examples)
+        dev = cls.read_split(cfg, cfg.data.dev, cfg.data.max_dev_examples)
+        return cls.prepared(cfg, train, dev, None)
+
+    @classmethod
+    def prepare_eval(cls, cfg: RunConfig, checkpoint: Checkpoint) -> dict[str, Any]:
+        """For evaluating a saved checkpoint on all of ``data.dev`` (train: for the baseline)."""
+        train = cls.read_split(cfg, cfg.data.train, cfg.data.max_train_examples)
+        dev = cls.read_split(cfg, cfg.data.dev, None)
+        return cls.prepared(cfg, train, dev, checkpoint)
+
+    # -- model --------------------------------------------------------------------------------
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """A fresh model for training (loss shaped by this task's training data)."""
+
+    @staticmethod
+    @abstractmethod
+    def build_from_checkpoint(encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any]) -> nn.Module:
+        """The model skeleton a checkpoint's heads load into (``labels``: its label info)."""
+
+    def build_encoder(self) -> nn.Module:
+        from spanfirst.backbone import build_encoder
+
+        return build_encoder(self.prepared["backbone_path"], self.tokenizer, self.cfg.model.lora)
+
+    def label_info(self) -> dict[str, Any]:
+        """What a checkpoint needs besides weights to decode (saved in its labels.json)."""
+        return {}
+
+    # -- batches ------------------------------------------------------------------------------
     @abstractmethod
     def train_items(self) -> list[Any]: ...
 
@@ -53,6 +90,7 @@ class Task(ABC):
         """Task models return an output with ``.loss`` when the batch carries targets."""
         return model(**batch).loss
 
+    # -- evaluation ---------------------------------------------------------------------------
     @abstractmethod
     def predict(self, model: nn.Module, items: Sequence[Any], indices: Sequence[int]) -> list[Any]:
         """Predictions for ``items`` (dev examples ``indices``), picklable for gathering."""
@@ -61,26 +99,52 @@ class Task(ABC):
     def evaluate(self, predictions: list[Any]) -> tuple[dict[str, float], dict[str, Any]]:
         """(flat scalar metrics incl. ``main_metric``, full report) from all dev predictions."""
 
-    def label_info(self) -> dict[str, Any]:
-        """What a checkpoint needs besides weights to decode (saved as labels.json)."""
-        return {}
-
     @classmethod
-    def prepare_eval(cls, cfg: RunConfig, labels: dict[str, Any], backbone_path: str) -> dict[str, Any]:
-        """``prepare`` for evaluating a saved checkpoint: its labels and its own backbone folder."""
-        prepared = cls.prepare(cfg)
-        prepared.update({k: v for k, v in labels.items() if k not in ("task", "version")})
-        prepared["backbone_path"] = backbone_path
-        return prepared
-
-    @staticmethod
-    def build_from_checkpoint(encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any]) -> nn.Module:
-        """The model skeleton a checkpoint's heads load into."""
-        raise NotImplementedError
-
-    def confusion_matrices(self, report: dict[str, Any]) -> dict[str, tuple[list[list[int]], list[str]]]:
-        """Named (matrix, axis labels) pairs from an evaluation report, for JSON/PNG output."""
+    def confusion_matrices(cls, cfg: RunConfig, labels: dict[str, Any],
+                           report: dict[str, Any]) -> dict[str, tuple[list[list[int]], list[str]]]:
+        """Named (matrix, axis labels) pairs from an evaluation report, for JSON/PNG output; needs
+        only the config and label info, so a checkpoint's report is drawn without its data."""
         return {}
+
+    # -- serving ------------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def serving(cls) -> "TaskServing":
+        """What serving and batch prediction need: request schema, predictor, response."""
+
+
+class TaskServing(ABC):
+    """A task's side of ``mlflow models serve`` and ``pipelines/predict.py``: declared next to its
+    model, so the serving code never switches on task names."""
+
+    #: request columns (all required)
+    columns: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def input_example(self) -> Any:
+        """A request a model of this task answers (logged with the model; run once before logging)."""
+
+    @abstractmethod
+    def signature(self, labels: dict[str, Any]) -> Any:
+        """The MLflow model signature for a checkpoint with this label info."""
+
+    def metadata(self, labels: dict[str, Any]) -> dict[str, Any]:
+        """Label order and the like, logged as the MLflow model's metadata."""
+        return {}
+
+    @abstractmethod
+    def load_predictor(self, checkpoint: Checkpoint, device: str) -> Any: ...
+
+    @abstractmethod
+    def predict(self, predictor: Any, frame: Any, params: dict[str, Any] | None, max_batch_size: int,
+                batch_size: int) -> Any:
+        """The response frame for a request frame; raises ``BadRequest`` naming the field."""
+
+    @abstractmethod
+    def predict_file(self, model: Any, source: Path, out: Path, options: dict[str, Any]) -> int:
+        """``pipelines/predict.py``: every record of ``source`` through the serving ``model``
+        (``.predict(frame, params)``, ``.max_batch_size``, ``.impl.predictor``) into ``out``;
+        returns the number of records."""
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -96,91 +160,22 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: move(v) for k, v in batch.items()}
 
 
-_REGISTRY: dict[str, type[Task]] = {}
-
-
-def register(cls: type[Task]) -> type[Task]:
-    _REGISTRY[cls.name] = cls
-    return cls
+#: Every task: name -> "module:Class", imported on first use (so importing this module imports no
+#: task package, and no task package imports another). Adding a task is one line here.
+TASKS: dict[str, str] = {
+    "ner": "spanfirst.ner.task:NerTask",
+    "re": "spanfirst.re.task:ReTask",
+}
 
 
 def get_task(name: str) -> type[Task]:
-    if name not in _REGISTRY:
-        # Tasks register on import; import the built-in ones lazily.
-        import spanfirst.ner.task  # noqa: F401
+    """The task class registered as ``name``; an import error in its package propagates."""
+    import importlib
 
-        try:
-            import spanfirst.re.task  # noqa: F401
-        except ImportError:
-            pass
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown task '{name}'; known: {sorted(_REGISTRY)}")
-    return _REGISTRY[name]
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoints: a directory that reloads without Ray or the training loop.
-#   backbone/          encoder + tokenizer (save_pretrained; LoRA merged in)
-#   heads.safetensors  every parameter and buffer outside the encoder
-#   config.yaml        the resolved run config
-#   labels.json        task, label order and anything else the head needs to decode
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """Strip DDP / torch.compile wrappers so saved keys carry no 'module.' or '_orig_mod.'."""
-    while True:
-        if hasattr(model, "module") and isinstance(model.module, nn.Module):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def _plain_encoder(encoder: nn.Module) -> nn.Module:
-    """The encoder with any LoRA adapters merged, leaving the training model untouched."""
-    if hasattr(encoder, "merge_and_unload"):
-        return copy.deepcopy(encoder).merge_and_unload()
-    return encoder
-
-
-def save_checkpoint(model: nn.Module, tokenizer: Any, cfg: RunConfig, labels: dict[str, Any], out: Path,
-                    metrics: dict[str, Any] | None = None) -> Path:
-    model = unwrap(model)
-    out.mkdir(parents=True, exist_ok=True)
-    encoder = _plain_encoder(model.encoder)
-    encoder.save_pretrained(out / "backbone", safe_serialization=True)
-    tokenizer.save_pretrained(out / "backbone")
-    heads = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
-    save_file(heads, str(out / "heads.safetensors"))
-    save_config(cfg, out / "config.yaml")
-    (out / "labels.json").write_text(
-        json.dumps({"version": CHECKPOINT_VERSION, "task": cfg.task, **labels}, ensure_ascii=False, indent=1),
-        encoding="utf-8",
-    )
-    if metrics is not None:
-        (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1), encoding="utf-8")
-    return out
-
-
-def load_checkpoint(path: str | Path, build: Callable[[nn.Module, RunConfig, dict[str, Any]], nn.Module]):
-    """(model in eval mode, tokenizer, config, labels) from a checkpoint directory."""
-    import yaml
-
-    from spanfirst.backbone import load_encoder, load_tokenizer
-
-    path = Path(path)
-    for name in ("backbone", "heads.safetensors", "config.yaml", "labels.json"):
-        if not (path / name).exists():
-            raise FileNotFoundError(f"{path}: not a spanfirst checkpoint (missing {name})")
-    cfg = config_from_dict(yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")), str(path / "config.yaml"))
-    labels = json.loads((path / "labels.json").read_text(encoding="utf-8"))
-    encoder = load_encoder(str(path / "backbone"))
-    tokenizer = load_tokenizer(str(path / "backbone"))
-    model = build(encoder, cfg, labels)
-    missing, unexpected = model.load_state_dict(load_file(str(path / "heads.safetensors")), strict=False)
-    missing = [k for k in missing if not k.startswith("encoder.")]
-    if missing or unexpected:
-        raise ValueError(f"{path}/heads.safetensors does not fit the model: missing {missing}, unexpected {unexpected}")
-    model.eval()
-    return model, tokenizer, cfg, labels
+    if name not in TASKS:
+        raise KeyError(f"unknown task '{name}'; known: {sorted(TASKS)}")
+    module, _, attr = TASKS[name].partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Task)) or cls.name != name:
+        raise TypeError(f"TASKS['{name}'] = {TASKS[name]!r} is not a Task subclass named '{name}'")
+    return cls

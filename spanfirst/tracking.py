@@ -1,4 +1,5 @@
-"""MLflow helpers shared by the sweep driver, its trials and the Ray Train controller.
+"""Low-level MLflow helpers shared by training, registration, the sweep driver, its trials and
+the Ray Train controller (a sweep's runs themselves: :class:`spanfirst.sweep.runs.SweepRuns`).
 
 Everything goes through an explicit :class:`mlflow.MlflowClient` for a given tracking URI, not
 MLflow's process-global "active run", because one sweep logs from several processes (driver,
@@ -16,14 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from spanfirst import compat
 from spanfirst.environ import restore
 
 DEFAULT_DB = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
-TRIAL_TAG = "spanfirst.trial_id"
-STATUS_TAG = "spanfirst.status"
-PARENT_TAG = "mlflow.parentRunId"
 CHAMPION = "champion"
+URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # what mlflow.set_*_uri export
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter value
 
 
@@ -50,19 +50,15 @@ def use_uri(uri: str) -> Iterator[None]:
     both as environment variables (child processes inherit them), so those are restored too.
     """
     import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    saved_tracking = tracking_utils._tracking_uri  # None when never set
-    saved_registry = registry_utils._registry_uri
+    saved_env = {k: os.environ.get(k) for k in URI_ENV}
+    saved = compat.mlflow_set_uris()  # None where never set: restored as "not set", not as a default
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(saved_tracking)
-        registry_utils._registry_uri = saved_registry
+        compat.mlflow_restore_uris(*saved)
         restore(saved_env)
 
 
@@ -129,96 +125,28 @@ def log_metrics(uri: str, run_id: str, metrics: dict[str, Any], step: int) -> No
         client(uri).log_batch(run_id, metrics=batch[lo : lo + 1000])
 
 
-def find_child_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str) -> Any | None:
-    """The run already logged for this trial (a resumed sweep must not create a second one)."""
-    runs = client(uri).search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and tags.`{PARENT_TAG}` = '{parent_run_id}'",
-        max_results=5,
-    )
-    return runs[0] if runs else None
-
-
-def start_child_run(uri: str, experiment_id: str, parent_run_id: str, trial_id: str, run_name: str,
-                    tags: dict[str, str], restart: bool = True) -> tuple[str, set[int]]:
-    """(run id, epochs already logged): reuses this trial's run on resume, creates it otherwise.
-
-    ``restart``: an existing run means the trial was started again (counted in a tag)."""
-    c = client(uri)
-    existing = find_child_run(uri, experiment_id, parent_run_id, trial_id)
-    if existing is not None:
-        run_id = existing.info.run_id
-        c.update_run(run_id, status="RUNNING")
-        logged = {m.step for m in c.get_metric_history(run_id, "dev_score")}
-        if restart:
-            c.set_tag(run_id, "spanfirst.restarts", str(int(existing.data.tags.get("spanfirst.restarts", "0")) + 1))
-    else:
-        run = c.create_run(experiment_id, run_name=run_name,
-                           tags={PARENT_TAG: parent_run_id, TRIAL_TAG: trial_id, **tags})
-        run_id, logged = run.info.run_id, set()
-    c.set_tag(run_id, STATUS_TAG, "running")
-    return run_id, logged
-
-
-def finish_run(uri: str, run_id: str, status: str) -> None:
-    """Final trial status tag (completed / stopped_by_asha / failed / ...) and MLflow run status."""
-    mlflow_status = {"completed": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
-    c = client(uri)
-    c.set_tag(run_id, STATUS_TAG, status)
-    c.set_terminated(run_id, status=mlflow_status)
-
-
 def log_evaluation_artifacts(uri: str, run_id: str, checkpoint_dir: str | Path) -> list[str]:
     """The checkpoint's evaluation report and its confusion matrices (JSON + PNG) on a run.
 
     Logged each time the trial's best checkpoint changes, so what the run shows is the best
     epoch's. Returns the artifact names.
     """
-    from spanfirst.plots import save_confusion_png
+    from spanfirst import checkpoint as ckpt
+    from spanfirst.plots import write_confusion_files
+    from spanfirst.tasks import get_task
 
-    checkpoint_dir = Path(checkpoint_dir)
-    metrics = json.loads((checkpoint_dir / "metrics.json").read_text(encoding="utf-8"))
+    saved = ckpt.read(checkpoint_dir)
+    metrics = saved.metrics()
     report = metrics.get("report") or {}
+    matrices = get_task(saved.task).confusion_matrices(saved.cfg, saved.labels, report)
     c = client(uri)
-    names = []
     with tempfile.TemporaryDirectory(prefix="spanfirst-eval-") as tmp:
         out = Path(tmp)
         (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-        names.append("report.json")
-        for name, (matrix, labels) in confusion_matrices(checkpoint_dir, report).items():
-            (out / f"{name}.json").write_text(json.dumps({"labels": labels, "matrix": matrix}, ensure_ascii=False),
-                                             encoding="utf-8")
-            save_confusion_png(matrix, labels, out / f"{name}.png", f"{name} (epoch {metrics.get('epoch')})")
-            names += [f"{name}.json", f"{name}.png"]
+        names = ["report.json", *write_confusion_files(matrices, out, f" (epoch {metrics.get('epoch')})")]
         c.log_artifacts(run_id, str(out), artifact_path="evaluation")
     c.set_tag(run_id, "spanfirst.best_epoch", str(metrics.get("epoch")))
     return names
-
-
-def confusion_matrices(checkpoint_dir: Path, report: dict[str, Any]) -> dict[str, tuple[list[list[int]], list[str]]]:
-    """``Task.confusion_matrices(report)`` for a checkpoint, without rebuilding the task's data.
-
-    The task methods read only the config and the label info saved in labels.json, so a bare
-    instance carrying those is enough (building the real task would re-tokenize the data).
-    """
-    import yaml
-
-    from spanfirst.config import config_from_dict
-    from spanfirst.tasks import Task, get_task
-
-    cfg = config_from_dict(yaml.safe_load((checkpoint_dir / "config.yaml").read_text(encoding="utf-8")))
-    labels = json.loads((checkpoint_dir / "labels.json").read_text(encoding="utf-8"))
-    cls = get_task(cfg.task)
-    view = object.__new__(cls)
-    Task.__init__(view, cfg, {})
-    for key, value in labels.items():
-        if key not in ("task", "version"):
-            setattr(view, key, value)
-    try:
-        return view.confusion_matrices(report)
-    except (AttributeError, KeyError):  # a task whose method needs more than its label info
-        return {k: (v, [str(i) for i in range(len(v))]) for k, v in report.items()
-                if k.endswith("confusion") and isinstance(v, list)}
 
 
 def champion_score(uri: str, name: str, metric: str) -> tuple[str | None, float | None]:

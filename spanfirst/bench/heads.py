@@ -17,16 +17,15 @@ import torch
 from spanfirst.backbone import ensure_tiny_backbone, load_encoder, load_tokenizer
 from spanfirst.bench.ner import base_config, inference_speed, reuse_or_train
 from spanfirst.bench.report import table
-from spanfirst.config import RunConfig, TinyBackboneConfig, apply_overrides
+from spanfirst.config import NerRunConfig, RunConfig, TinyBackboneConfig, apply_overrides
 from spanfirst.data.readers import read_ner
 from spanfirst.data.types import Example, Span
 from spanfirst.ner.features import align_examples, collate
 from spanfirst.ner.heads.common import encode_text
-from spanfirst.ner.heads.gliner import TypePrompts, add_prompt_tokens
-from spanfirst.ner.task import build_ner_model
+from spanfirst.ner.heads.registry import get_head
 
 # label -> (model.head, config overrides). GLiNER pools each type's name tokens with its [ENT]
-# token: on a randomly initialised encoder [ENT] alone does not learn (README, "NER heads").
+# token: on a randomly initialised encoder [ENT] alone does not learn (docs/config.md, NER heads).
 HEADS: dict[str, tuple[str, dict[str, Any]]] = {
     "span-first": ("span_first", {}),
     "BIO": ("bio", {}),
@@ -97,13 +96,12 @@ def base_size_costs(train_texts: list[str], dev: list[Example], types: list[str]
     rows = []
     models = {}
     for label, (head, _overrides) in HEADS.items():
-        cfg = apply_overrides(RunConfig(), {"model.backbone": path, "model.head": head, "model.dropout": 0.0})
-        labels: dict[str, Any] = {"types": types}
-        if head == "gliner":  # its prompt tokens; the other heads ignore the two extra embedding rows
-            add_prompt_tokens(tok)
+        cfg = apply_overrides(NerRunConfig(), {"model.backbone": path, "model.head": head, "model.dropout": 0.0})
+        spec = get_head(head)
+        spec.prepare_tokenizer(tok)  # GLiNER's prompt tokens; the other heads ignore the extra embedding rows
+        if len(tok) > encoder.get_input_embeddings().num_embeddings:
             encoder.resize_token_embeddings(len(tok))
-            labels["gliner_prompt"] = TypePrompts.from_tokenizer(tok, types).to_dict()
-        models[label] = build_ner_model(encoder, cfg, labels)
+        models[label] = spec.build(encoder, cfg, {"types": types, **spec.label_info(tok, types)})
     for length in lengths:
         items, _ = align_examples(tok, base_size_examples(dev, length)[:batch], types, length)
         b = collate(items, tok.pad_token_id)

@@ -90,11 +90,13 @@ def bench_task(work: Path, task: str, uri: str, frame: pd.DataFrame, threads: in
     from spanfirst.serving.server import ModelServer
 
     model_uri = train_and_register(work, task, uri)
-    columns = ["text"] if task == "ner" else list(frame.columns)
-    frame = frame[columns]
-    mlflow.set_tracking_uri(uri)
+    from spanfirst.tasks import get_task
+    from spanfirst.tracking import use_uri
+
+    frame = frame[list(get_task(task).serving().columns)]
     torch.set_num_threads(threads)
-    local = mlflow.pyfunc.load_model(model_uri)
+    with use_uri(uri):
+        local = mlflow.pyfunc.load_model(model_uri)
     t0 = time.perf_counter()
     with ModelServer(model_uri, work / f"{task}-server.log",
                      {"MLFLOW_TRACKING_URI": uri, "OMP_NUM_THREADS": str(threads)}) as server:

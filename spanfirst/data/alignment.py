@@ -48,7 +48,7 @@ class AlignmentReport:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-def _trim(text: str, a: int, b: int) -> tuple[int, int]:
+def trim_offsets(text: str, a: int, b: int) -> tuple[int, int]:
     # SentencePiece/BPE pieces may carry a leading space ("▁word", "Ġword") in their offsets.
     while a < b and text[a].isspace():
         a += 1
@@ -67,7 +67,7 @@ def encode(tokenizer: Any, texts: list[str], max_length: int) -> list[Encoded]:
     for i, text in enumerate(texts):
         offsets, mask = [], []
         for (a, b), special in zip(enc["offset_mapping"][i], enc["special_tokens_mask"][i]):
-            a, b = _trim(text, a, b) if not special else (0, 0)
+            a, b = trim_offsets(text, a, b) if not special else (0, 0)
             offsets.append((a, b))
             mask.append(bool(not special and a < b))
         out.append(Encoded(text, list(enc["input_ids"][i]), offsets, mask))

@@ -179,7 +179,9 @@ def read_klue_bio(path: str | Path, scheme: str = "auto") -> list[Example]:
 # -- JSON lines ----------------------------------------------------------------------------------
 
 
-def _json_records(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+def iter_jsonl(path: str | Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSON-lines file; a bad line is a DataError."""
+    path = Path(path)
     for n, line in enumerate(_lines(path), 1):
         if not line.strip():
             continue
@@ -229,7 +231,7 @@ def read_surface_jsonl(path: str | Path) -> list[Example]:
     """
     path = Path(path)
     examples = []
-    for n, record in _json_records(path):
+    for n, record in iter_jsonl(path):
         key = "title" if "title" in record or "text" not in record else "text"
         text = _field(record, key, str, path, n, "the sentence as a string ('title' or 'text')")
         label = _field(record, "label", dict, path, n, "an object mapping entity types to surface forms")
@@ -263,7 +265,7 @@ def read_span_jsonl(path: str | Path) -> list[Example]:
     """``{"text": ..., "entities": [{"start", "end", "type"}], "id"?: ...}``, end exclusive."""
     path = Path(path)
     examples = []
-    for n, record in _json_records(path):
+    for n, record in iter_jsonl(path):
         text = _field(record, "text", str, path, n, "a string")
         entities = _field(record, "entities", list, path, n, "a list of {start, end, type}")
         spans = []

@@ -8,7 +8,7 @@ import torch
 
 from spanfirst.data.alignment import AlignedExample, AlignmentReport, Encoded, align_entities, encode
 from spanfirst.data.types import Example
-from spanfirst.ner.model import GoldSpans
+from spanfirst.ner.heads.common import GoldSpans
 from spanfirst.ner.windows import TextWindows, Window
 
 

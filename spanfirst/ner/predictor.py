@@ -14,10 +14,11 @@ from typing import Any
 
 import torch
 
+from spanfirst import checkpoint as ckpt
 from spanfirst.data.alignment import AlignedExample, Encoded
-from spanfirst.ner.task import build_ner_model, predict_aligned
-from spanfirst.ner.windows import TextWindows, Window, WindowSpan, merge_window_spans
-from spanfirst.tasks import load_checkpoint
+from spanfirst.ner.inference import decode_items, merge_text
+from spanfirst.ner.task import NerTask
+from spanfirst.ner.windows import TextWindows, Window
 
 
 class NerPredictor:
@@ -34,10 +35,13 @@ class NerPredictor:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu", window_overlap: int | None = None) -> "NerPredictor":
-        model, tokenizer, cfg, labels = load_checkpoint(path, build_ner_model)
-        if labels.get("task") != "ner":
-            raise ValueError(f"{path}: a '{labels.get('task')}' checkpoint, not an NER one")
-        return cls(model, tokenizer, cfg, labels, device, window_overlap)
+        return cls.from_checkpoint(ckpt.read(path, task="ner"), device, window_overlap)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: ckpt.Checkpoint, device: str | torch.device = "cpu",
+                        window_overlap: int | None = None) -> "NerPredictor":
+        model, tokenizer = checkpoint.load_model(NerTask.build_from_checkpoint)
+        return cls(model, tokenizer, checkpoint.cfg, checkpoint.labels, device, window_overlap)
 
     @property
     def open_types(self) -> bool:
@@ -84,15 +88,13 @@ class NerPredictor:
         texts = list(texts)
         wins = self.windows(texts)
         with self._asking_for(types):
-            preds = predict_aligned(self.model, [AlignedExample(enc) for _, _, enc in wins], range(len(wins)),
-                                    self.types, self.tokenizer.pad_token_id, batch_size, self.cfg.ner.length_bins)
-        per_text: list[list[tuple[Window, list[WindowSpan]]]] = [[] for _ in texts]
-        shift = len(self._prefix)
+            preds = decode_items(self.model, [AlignedExample(enc) for _, _, enc in wins], range(len(wins)),
+                                 self.types, self.tokenizer.pad_token_id, batch_size)
+        per_text: list[list[tuple[Window, Any]]] = [[] for _ in texts]
         for p in preds:
             i, win, _enc = wins[p.index]
-            spans = [(win.start + s - shift, win.start + e - shift, t, sc, a, b)
-                     for (s, e, _tid, _sc), (a, b, t, sc) in zip(p.token_spans, p.char_spans)]
-            per_text[i].append((win, spans))
+            per_text[i].append((win, p))
+        prefix = len(self._prefix)
         return [[{"start": a, "end": b, "type": t, "score": round(sc, 6), "text": text[a:b]}
-                 for _s, _e, t, sc, a, b in merge_window_spans(per_text[i], *self.model.merge_policy)]
+                 for _s, _e, t, sc, a, b in merge_text(per_text[i], prefix, self.model.merge_policy)]
                 for i, text in enumerate(texts)]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spanfirst.data.alignment import Encoded, _trim
+from spanfirst.data.alignment import Encoded, trim_offsets
 from spanfirst.ner.nms import Nesting, nms_1d
 
 # (first token, last token inclusive, type, score, first char, end char exclusive); tokens are
@@ -106,7 +106,7 @@ class TextWindows:
             ids = list(enc["input_ids"][i])
             if not ids:
                 continue
-            offsets = [_trim(text, a, b) for a, b in enc["offset_mapping"][i]]
+            offsets = [trim_offsets(text, a, b) for a, b in enc["offset_mapping"][i]]
             for win in plan_windows(len(ids), self.size, self.overlap):
                 offs = offsets[win.start : win.end]
                 out.append((i, win, Encoded(

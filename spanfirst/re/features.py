@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from spanfirst.data.alignment import Encoded, char_to_token_span
+from spanfirst.data.alignment import Encoded, char_to_token_span, trim_offsets
 from spanfirst.data.types import RelationExample
 from spanfirst.re.markers import Marked, mark
 
@@ -45,14 +45,6 @@ class WindowReport:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-def _trimmed(text: str, a: int, b: int) -> tuple[int, int]:
-    while a < b and text[a].isspace():
-        a += 1
-    while b > a and text[b - 1].isspace():
-        b -= 1
-    return a, b
-
-
 def _encoded(text: str, ids: list[int], offsets: list[tuple[int, int]]) -> tuple[Encoded, int, int]:
     """Encoded with trimmed offsets; template tokens (<s>, </s>: offset (0, 0)) count as prefix/suffix."""
     n = len(ids)
@@ -62,7 +54,7 @@ def _encoded(text: str, ids: list[int], offsets: list[tuple[int, int]]) -> tuple
     suffix = 0
     while suffix < n - prefix and tuple(offsets[n - 1 - suffix]) == (0, 0):
         suffix += 1
-    trimmed = [_trimmed(text, a, b) for a, b in offsets]
+    trimmed = [trim_offsets(text, a, b) for a, b in offsets]
     mask = [prefix <= i < n - suffix and a < b for i, (a, b) in enumerate(trimmed)]
     return Encoded(text, list(ids), trimmed, mask), prefix, suffix
 

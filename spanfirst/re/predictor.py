@@ -15,8 +15,8 @@ from spanfirst.data.types import RelationExample
 from spanfirst.re.features import featurize
 from spanfirst.re.reader import parse_re_record
 from spanfirst.re.markers import add_marker_tokens
-from spanfirst.re.task import build_re_model, predict_logits, softmax
-from spanfirst.tasks import load_checkpoint
+from spanfirst import checkpoint as ckpt
+from spanfirst.re.task import ReTask, predict_logits, softmax
 
 
 class RePredictor:
@@ -34,10 +34,12 @@ class RePredictor:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "RePredictor":
-        model, tokenizer, cfg, labels = load_checkpoint(path, build_re_model)
-        if labels.get("task") != "re":
-            raise ValueError(f"{path}: a '{labels.get('task')}' checkpoint, not an RE one")
-        return cls(model, tokenizer, cfg, labels, device)
+        return cls.from_checkpoint(ckpt.read(path, task="re"), device)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: ckpt.Checkpoint, device: str | torch.device = "cpu") -> "RePredictor":
+        model, tokenizer = checkpoint.load_model(ReTask.build_from_checkpoint)
+        return cls(model, tokenizer, checkpoint.cfg, checkpoint.labels, device)
 
     def logits(self, examples: Sequence[RelationExample], batch_size: int = 64) -> np.ndarray:
         """(N, C) logits in :attr:`labels` order."""

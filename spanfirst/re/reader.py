@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spanfirst.data.readers import iter_jsonl
 from spanfirst.data.types import RelationExample, Span
 from spanfirst.errors import DataError
 
@@ -131,18 +132,11 @@ def _klue_entity(raw: str, text: str, path: str, line: int, name: str) -> Span:
 
 
 def _jsonl_rows(path: Path, require_label: bool) -> Iterator[RelationExample | _Mismatch]:
-    with path.open(encoding="utf-8-sig") as f:
-        for line, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as err:
-                raise DataError(str(path), line, None, f"not valid JSON: {err.msg}") from None
-            try:
-                yield parse_re_record(record, str(path), line, require_label)
-            except _Mismatch as err:
-                yield err
+    for line, record in iter_jsonl(path):
+        try:
+            yield parse_re_record(record, str(path), line, require_label)
+        except _Mismatch as err:
+            yield err
 
 
 def parse_re_record(record: Any, path: str = "<record>", line: int | None = None,

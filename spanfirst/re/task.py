@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from spanfirst.backbone import TINY, apply_lora, load_encoder, load_tokenizer
+from spanfirst.backbone import load_tokenizer, resolve_backbone
+from spanfirst.checkpoint import Checkpoint
 from spanfirst.config import RunConfig
 from spanfirst.data.types import RelationExample
 from spanfirst.re.baseline import TypePairBaseline
@@ -19,7 +20,7 @@ from spanfirst.re.markers import add_marker_tokens, mark, marker_vocab
 from spanfirst.re.metrics import micro_f1, re_scores
 from spanfirst.re.model import ReModel
 from spanfirst.re.reader import ReadResult, check_labels, read_re, relation_labels
-from spanfirst.tasks import Task, register, to_device
+from spanfirst.tasks import Task, TaskServing, to_device
 
 
 @dataclass
@@ -28,17 +29,6 @@ class RePrediction:
 
     index: int
     logits: list[float]
-
-
-def read_split(cfg: RunConfig, path: str | None, limit: int | None) -> ReadResult:
-    if not path:
-        return ReadResult([])
-    return read_re(path, cfg.data.format, on_mismatch=cfg.data.on_entity_mismatch, limit=limit)
-
-
-def build_re_model(encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any]) -> ReModel:
-    """The skeleton a checkpoint's heads load into (``labels``: the saved labels.json)."""
-    return ReModel(encoder, len(labels["labels"]), cfg.re, cfg.model.dropout)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -72,54 +62,46 @@ def tiny_training_texts(style: str, examples: Sequence[RelationExample], markers
     return [ex.text for ex in examples]
 
 
-@register
 class ReTask(Task):
     name = "re"
     main_metric = "micro_f1"
 
     @classmethod
-    def prepare(cls, cfg: RunConfig) -> dict[str, Any]:
-        if not cfg.data.train:
-            raise ValueError("data.train: a training file is required")
-        train = read_split(cfg, cfg.data.train, cfg.data.max_train_examples)
-        dev = read_split(cfg, cfg.data.dev, cfg.data.max_dev_examples)
-        if not train.examples:
-            raise ValueError(f"{cfg.data.train}: no training examples")
+    def read_split(cls, cfg: RunConfig, path: str | None, limit: int | None) -> ReadResult:
+        if not path:
+            return ReadResult([])
+        return read_re(path, cfg.data.format, on_mismatch=cfg.data.on_entity_mismatch, limit=limit)
+
+    @classmethod
+    def prepared(cls, cfg: RunConfig, train: ReadResult, dev: ReadResult,
+                 checkpoint: Checkpoint | None) -> dict[str, Any]:
         neg = cfg.data.negative_label
-        if cfg.data.labels:
-            labels = list(cfg.data.labels)
-            if neg not in labels:
-                raise ValueError(f"data.labels: the negative label '{neg}' is not listed")
+        if checkpoint is not None:  # its label order and markers; the train file only feeds the baseline
+            saved = checkpoint.labels
+            labels, types, markers = saved["labels"], saved.get("entity_types", []), saved.get("marker_tokens", [])
+            backbone = checkpoint.backbone_path
+            skipped_rows = dev.skipped_rows[:5]
         else:
-            labels = relation_labels(train.examples, neg, cfg.data.relation_list)
-        check_labels(train.examples, labels, cfg.data.train)
+            if not train.examples:
+                raise ValueError(f"{cfg.data.train}: no training examples")
+            if cfg.data.labels:
+                labels = list(cfg.data.labels)
+                if neg not in labels:
+                    raise ValueError(f"data.labels: the negative label '{neg}' is not listed")
+            else:
+                labels = relation_labels(train.examples, neg, cfg.data.relation_list)
+            check_labels(train.examples, labels, cfg.data.train)
+            types = sorted({s.type for ex in train.examples for s in (ex.subject, ex.object)})
+            markers = marker_vocab(cfg.re.marker_style, types)
+            backbone = resolve_backbone(cfg.model.backbone, cfg.model.tiny,
+                                        tiny_training_texts(cfg.re.marker_style, train.examples, markers))
+            skipped_rows = train.skipped_rows[:5] + dev.skipped_rows[:5]
         if cfg.data.dev:
             check_labels(dev.examples, labels, cfg.data.dev)
-        types = sorted({s.type for ex in train.examples for s in (ex.subject, ex.object)})
-        markers = marker_vocab(cfg.re.marker_style, types)
-        backbone = cfg.model.backbone
-        if backbone == TINY:
-            from spanfirst.ner.task import resolve_backbone  # the same helper as NER (imported lazily)
-
-            backbone = resolve_backbone(cfg, tiny_training_texts(cfg.re.marker_style, train.examples, markers))
         return {
             "train": train.examples, "dev": dev.examples, "labels": labels, "entity_types": types,
             "marker_tokens": markers, "backbone_path": backbone,
-            "skipped": {"train": train.skipped, "dev": dev.skipped},
-            "skipped_rows": train.skipped_rows[:5] + dev.skipped_rows[:5],
-        }
-
-    @classmethod
-    def prepare_eval(cls, cfg: RunConfig, labels: dict[str, Any], backbone_path: str) -> dict[str, Any]:
-        """Evaluate a checkpoint: its label order and markers, the train file only for the baseline."""
-        train = read_split(cfg, cfg.data.train, cfg.data.max_train_examples)
-        dev = read_split(cfg, cfg.data.dev, None)
-        check_labels(dev.examples, labels["labels"], cfg.data.dev or "")
-        return {
-            "train": train.examples, "dev": dev.examples, "labels": labels["labels"],
-            "entity_types": labels.get("entity_types", []), "marker_tokens": labels.get("marker_tokens", []),
-            "backbone_path": backbone_path, "skipped": {"train": train.skipped, "dev": dev.skipped},
-            "skipped_rows": dev.skipped_rows[:5],
+            "skipped": {"train": train.skipped, "dev": dev.skipped}, "skipped_rows": skipped_rows,
         }
 
     def __init__(self, cfg: RunConfig, prepared: dict[str, Any]) -> None:
@@ -142,10 +124,20 @@ class ReTask(Task):
         return {"labels": self.labels, "negative_label": self.negative, "marker_style": self.cfg.re.marker_style,
                 "marker_tokens": self.markers, "entity_types": self.prepared["entity_types"]}
 
-    build_from_checkpoint = staticmethod(lambda encoder, cfg, labels: build_re_model(encoder, cfg, labels))
+    @staticmethod
+    def build_from_checkpoint(encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any]) -> nn.Module:
+        return ReModel(encoder, len(labels["labels"]), cfg.re, cfg.model.dropout)
 
-    def confusion_matrices(self, report: dict[str, Any]) -> dict[str, tuple[list[list[int]], list[str]]]:
-        return {"relation_confusion": (report["confusion"], self.labels)} if "confusion" in report else {}
+    @classmethod
+    def confusion_matrices(cls, cfg: RunConfig, labels: dict[str, Any],
+                           report: dict[str, Any]) -> dict[str, tuple[list[list[int]], list[str]]]:
+        return {"relation_confusion": (report["confusion"], labels["labels"])} if "confusion" in report else {}
+
+    @classmethod
+    def serving(cls) -> TaskServing:
+        from spanfirst.re.serving import ReServing
+
+        return ReServing()
 
     # -- model ------------------------------------------------------------------------------
     def label_counts(self) -> torch.Tensor:
@@ -166,14 +158,8 @@ class ReTask(Task):
         return weights, eps
 
     def build_model(self) -> nn.Module:
-        encoder = load_encoder(self.prepared["backbone_path"])
-        added = len(self.tokenizer) > encoder.get_input_embeddings().num_embeddings  # marker tokens
-        if added:
-            encoder.resize_token_embeddings(len(self.tokenizer))
-        if self.cfg.model.lora.enabled:
-            encoder = apply_lora(encoder, self.cfg.model.lora, train_embeddings=added)
         weights, eps = self.loss_settings()
-        return ReModel(encoder, len(self.labels), self.cfg.re, self.cfg.model.dropout, weights, eps)
+        return ReModel(self.build_encoder(), len(self.labels), self.cfg.re, self.cfg.model.dropout, weights, eps)
 
     # -- data -------------------------------------------------------------------------------
     def train_items(self) -> list[ReFeature]:

@@ -43,12 +43,13 @@ def load_serving_model(source: str | Path, model_config: dict[str, Any] | None =
     ``model_config`` overrides the logged one (``batch_size``, ``max_batch_size``, ``device``)."""
     source = str(source)
     if not is_mlflow_model(source):
+        from spanfirst.checkpoint import is_checkpoint
         from spanfirst.serving.log_model import load_from_checkpoint
         from spanfirst.serving.settings import env_overrides
 
-        if not (Path(source) / "labels.json").is_file():
-            raise FileNotFoundError(f"{source}: neither a spanfirst checkpoint (no labels.json), an MLflow model "
-                                    "folder (no MLmodel) nor a model URI such as models:/NAME@champion")
+        if not is_checkpoint(source):
+            raise FileNotFoundError(f"{source}: neither a spanfirst checkpoint, an MLflow model folder (no MLmodel) "
+                                    "nor a model URI such as models:/NAME@champion")
         impl = load_from_checkpoint(source, {**env_overrides(), **(model_config or {})})
         return ServingModel(impl, lambda frame, params=None: impl.predict(None, frame, params), source)
     import mlflow

@@ -17,7 +17,6 @@ GLiNER-style NER model takes the entity types to look for as the ``types`` param
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,39 +25,29 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
-from spanfirst.serving.inputs import BadRequest, as_frame, ner_texts, ner_types, re_records
+from spanfirst import checkpoint as ckpt
+from spanfirst.serving.inputs import BadRequest, as_frame
 from spanfirst.serving.settings import ServingSettings
+from spanfirst.tasks import get_task
 
 
 class SpanfirstModel(PythonModel):
+    """Any task's checkpoint behind the pyfunc interface; the task's serving spec does the rest."""
+
     def load_context(self, context) -> None:  # noqa: ANN001 (mlflow's PythonModelContext)
-        path = Path(context.artifacts["checkpoint"])
+        checkpoint = ckpt.read(Path(context.artifacts["checkpoint"]))
         settings = ServingSettings.from_config(getattr(context, "model_config", None))
         self.batch_size, self.max_batch_size, device = settings.batch_size, settings.max_batch_size, settings.device
-        self.task = json.loads((path / "labels.json").read_text(encoding="utf-8"))["task"]
-        if self.task == "ner":
-            from spanfirst.ner.predictor import NerPredictor
-
-            self.predictor = NerPredictor.load(path, device)
-        elif self.task == "re":
-            from spanfirst.re.predictor import RePredictor
-
-            self.predictor = RePredictor.load(path, device)
-        else:
-            raise ValueError(f"{path}: unknown task '{self.task}'")
+        self.task = checkpoint.task
+        self.serving = get_task(self.task).serving()
+        self.predictor = self.serving.load_predictor(checkpoint, device)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:  # noqa: ANN001
         try:
-            frame = as_frame(model_input, self.task)
-            if self.task == "ner":
-                texts = ner_texts(frame, self.max_batch_size)
-                types = ner_types(params, self.predictor)
-                return pd.DataFrame({"entities": self.predictor.predict(texts, self.batch_size, types)})
-            out = self.predictor.predict(re_records(frame, self.max_batch_size), self.batch_size)
+            frame = as_frame(model_input, self.serving.columns)
+            return self.serving.predict(self.predictor, frame, params, self.max_batch_size, self.batch_size)
         except BadRequest as err:
             raise MlflowException.invalid_parameter_value(str(err)) from None
-        return pd.DataFrame({"label": [o["label"] for o in out], "score": [o["score"] for o in out],
-                             "probs": [o["probs"] for o in out]})
 
 
 mlflow.models.set_model(SpanfirstModel())

@@ -4,9 +4,9 @@ Data is prepared once here and shared with every trial through the object store.
 function reserves (almost) nothing itself (a tiny memory request: ``{"cpu": 0}`` alone is
 rejected) while its Train workers reserve the CPUs/GPUs, and concurrency is bounded by what the
 cluster fits: a trial that held a CPU while its workers waited for it is how a 2-core machine
-deadlocks. The driver owns the MLflow parent run, closes runs of stopped trials (ASHA kills
-their process before any ``finally``), writes the trials table and plot, and registers the best
-checkpoint.
+deadlocks. A sweep's MLflow runs (parent, children, final statuses, the registered best) belong to
+:class:`~spanfirst.sweep.runs.SweepRuns`; the driver leaves MLflow's process-wide URIs and
+environment as it found them.
 """
 
 from __future__ import annotations
@@ -14,26 +14,29 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
+from typing import TYPE_CHECKING, Any
 
 from spanfirst import tracking
-from spanfirst.sweep.space import SweepSpace, load_space
-from spanfirst.sweep.storage import Storage, StorageError, checkpoint_dir, checkpoint_exists
+from spanfirst.environ import restore
+from spanfirst.sweep.runs import SweepRuns
 from spanfirst.sweep.schedulers import build_scheduler, epoch_budget
+from spanfirst.sweep.space import SweepSpace, load_space
+from spanfirst.sweep.storage import Storage, StorageError
+from spanfirst.sweep.summary import (SCHEDULER_STOPS, STOP_STATUS, STOPPED_BY_BUDGET, STOPPED_BY_EPOCH_BUDGET,
+                                     TrialSummary, classify, history_rows)
 from spanfirst.train.ray_session import init_ray
-from spanfirst.sweep.summary import (SCHEDULER_STOPS, STOP_STATUS, STOPPED_BY_BUDGET, STOPPED_BY_EPOCH_BUDGET, TrialSummary,
-                                     classify, history_rows, plot_progress, write_table)
+
+if TYPE_CHECKING:
+    from spanfirst.serving.register import Registration
 
 TRIAL_MEMORY = 32 * 2**20  # bytes: the trial function's whole reservation
 STATE_FILE = "sweep.json"  # in the Tune experiment folder: what --resume needs to find its MLflow runs
 # Tune saves its experiment state (what --resume restores) at most every 10 s by default; a
 # driver killed in between would rerun trials that had already finished.
-TUNE_STATE_PERIOD_S = "2"
+TUNE_STATE_ENV, TUNE_STATE_PERIOD_S = "TUNE_GLOBAL_CHECKPOINT_S", "2"
 
 
 class SweepError(RuntimeError):
@@ -66,7 +69,7 @@ class SweepOutcome:
     trials: list[TrialSummary]
     run_ids: dict[str, str]
     best: TrialSummary | None = None
-    registered: dict[str, Any] = field(default_factory=dict)
+    registered: Registration | None = None  # set whenever ``best`` is
 
 
 def space_updates(opts: SweepOptions) -> dict[str, Any]:
@@ -133,15 +136,6 @@ def searcher(space: SweepSpace, max_concurrent: int) -> Any:
         raise SweepError(f"search.algorithm '{s.algorithm}' needs the '{s.algorithm}' package: {err}") from None
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, text=True,
-                             capture_output=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def find_resume_dir(storage: Storage, space: SweepSpace, resume: str) -> Storage:
     """The experiment folder to resume: ``resume`` itself (a path or URI), or this space's newest."""
     if resume != "latest":
@@ -154,33 +148,6 @@ def find_resume_dir(storage: Storage, space: SweepSpace, resume: str) -> Storage
     if not path.exists(STATE_FILE):
         raise FileNotFoundError(f"{path.root}: not a sweep folder (no {STATE_FILE})")
     return path
-
-
-def open_parent_run(space: SweepSpace, uri: str, experiment_id: str, name: str, concurrency_: int) -> str:
-    """The sweep's parent run: space file and resolved space, seed, versions, git commit."""
-    import ray
-    import torch
-
-    c = tracking.client(uri)
-    s = space.spec
-    run = c.create_run(experiment_id, run_name=name, tags={
-        "spanfirst.kind": "sweep", "spanfirst.sweep": name, "spanfirst.task": space.base.task,
-        "mlflow.source.git.commit": git_commit(), "ray_version": ray.__version__, "torch_version": torch.__version__,
-    })
-    run_id = run.info.run_id
-    tracking.log_params(uri, run_id, {
-        "space_file": space.path.name, "search.seed": s.search.seed, "search.algorithm": s.search.algorithm,
-        "search.num_samples": s.search.num_samples, "max_concurrent_trials": concurrency_, "metric": s.metric,
-        "scheduler.grace_period": s.scheduler.grace_period, "scheduler.reduction_factor": s.scheduler.reduction_factor,
-        "scheduler.max_epochs": s.scheduler.max_epochs, "scheduler.type": s.scheduler.type,
-        "search.max_trial_epochs": s.search.max_trial_epochs, "trial.workers": s.trial.workers,
-        "trial.cpus_per_worker": s.trial.cpus_per_worker, "trial.gpus_per_worker": s.trial.gpus_per_worker,
-        "task": space.base.task, "base_config": s.base,
-    })
-    c.log_artifact(run_id, str(space.path), "space")
-    c.log_dict(run_id, space.resolved(), "space/resolved_space.json")
-    c.log_dict(run_id, space.base.to_dict(), "space/base_config.json")
-    return run_id
 
 
 def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
@@ -207,26 +174,16 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
     search_alg = None if opts.resume else searcher(space, conc)  # fails before any MLflow run exists
     if opts.resume:
         exp_dir = find_resume_dir(storage, space, opts.resume)
-        state = json.loads(exp_dir.read_text(STATE_FILE))
         name = exp_dir.root.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        uri, experiment_id, parent_id = state["tracking_uri"], state["experiment_id"], state["parent_run_id"]
-        tracking.client(uri).update_run(parent_id, status="RUNNING")
+        runs = SweepRuns.resume(json.loads(exp_dir.read_text(STATE_FILE)))
     else:
         name = f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         exp_dir = Storage(storage.child(name))
-        experiment_id = tracking.ensure_experiment(uri, space.experiment)
-        parent_id = open_parent_run(space, uri, experiment_id, name, conc)
-        exp_dir.write_bytes(json.dumps({
-            "tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent_id,
-            "space_file": str(space.path.resolve()), "seed": s.search.seed}, indent=1).encode("utf-8"), STATE_FILE)
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)  # the best model is registered beside its runs, whatever the environment says
-    mlflow.set_experiment(experiment_id=experiment_id)  # the driver's choice wins over Ray helpers' defaults
-    ctx = {"base": space.base.to_dict(), "prepared": prepared, "tracking_uri": uri, "experiment_id": experiment_id,
-           "parent_run_id": parent_id, "storage": exp_dir.root, "seed": s.search.seed, "sweep_name": name,
-           "gpus_per_worker": s.trial.gpus_per_worker or None}
+        runs = SweepRuns.create(space, uri, name, conc)
+        exp_dir.write_bytes(json.dumps({**runs.state(), "space_file": str(space.path.resolve()),
+                                        "seed": s.search.seed}, indent=1).encode("utf-8"), STATE_FILE)
+    ctx = {"base": space.base.to_dict(), "prepared": prepared, "runs": runs, "storage": exp_dir.root,
+           "seed": s.search.seed, "sweep_name": name, "gpus_per_worker": s.trial.gpus_per_worker or None}
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": 0, "memory": TRIAL_MEMORY})
     scheduler = stopper = None
     if opts.resume:  # finished trials stay; unfinished and errored ones start again (trials keep no Tune state)
@@ -244,23 +201,25 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
                                       failure_config=tune.FailureConfig(max_failures=0), stop=stopper),
         )
     fit_started = time.perf_counter()
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", TUNE_STATE_PERIOD_S)  # read by the Tune driver only
+    saved_env = {TUNE_STATE_ENV: os.environ.get(TUNE_STATE_ENV)}
+    os.environ.setdefault(TUNE_STATE_ENV, TUNE_STATE_PERIOD_S)  # read by the Tune driver only, in fit()
     try:
-        grid = tuner.fit()
+        try:
+            grid = tuner.fit()
+        finally:
+            restore(saved_env)
         budget_hit = bool(opts.time_budget_s) and time.perf_counter() - fit_started >= opts.time_budget_s
         trials = summarize(grid, space, budget_hit, getattr(scheduler, "stopped", set()),
                            epochs_spent=bool(stopper and stopper.fired))
-        run_ids = close_trial_runs(uri, experiment_id, parent_id, trials)
-        outcome = SweepOutcome(name, exp_dir.root, uri, parent_id, conc, 0.0, trials, run_ids)
-        finish_parent(outcome, space)
+        run_ids = runs.close_trials(trials)
+        runs.log_summary(trials, run_ids, exp_dir, s.metric)
+        best, registered = runs.register_best(trials, run_ids, exp_dir, space, name)
     except BaseException as err:
-        c = tracking.client(uri)
-        c.set_tag(parent_id, "spanfirst.error", repr(err)[:4000])
-        c.set_terminated(parent_id, "FAILED")
+        runs.fail(err)
         raise
-    outcome.wall_seconds = time.perf_counter() - started
-    tracking.log_metrics(uri, parent_id, {"sweep_wall_seconds": outcome.wall_seconds}, step=0)
-    tracking.client(uri).set_terminated(parent_id, "FINISHED")
+    outcome = SweepOutcome(name, exp_dir.root, runs.uri, runs.parent_run_id, conc, time.perf_counter() - started,
+                           trials, run_ids, best, registered)
+    runs.finish(outcome.wall_seconds)
     return outcome
 
 
@@ -269,82 +228,23 @@ def summarize(grid: Any, space: SweepSpace, budget_hit: bool, asha_stopped: set[
     """Each trial's history, status and sampled params from the Tuner's results."""
     s = space.spec
     trials = []
-    # ResultGrid keeps results in the order of its experiment analysis' trials; the Trial
-    # objects carry the ids also for trials that never reported.
-    for result, trial in zip(grid, grid._experiment_analysis.trials):
+    for result in grid:
+        # Tune fills in ``trial_id`` (and ``config``, once the trial's actor started) in every
+        # result, also of a trial that never reported; one that never started has no config
+        # (it has no MLflow run either: only its row in the trials table lacks the params).
+        metrics = result.metrics or {}
+        trial_id = metrics["trial_id"]
         history = history_rows(result.metrics_dataframe)
         status = classify(history, result.error is not None, s.scheduler.max_epochs,
                           space.base.train.early_stopping_patience,
-                          stopped_by_scheduler=trial.trial_id in asha_stopped,
+                          stopped_by_scheduler=trial_id in asha_stopped,
                           budget_exhausted=budget_hit or epochs_spent,
                           scheduler_status=STOP_STATUS[s.scheduler.type],
                           budget_status=STOPPED_BY_EPOCH_BUDGET if epochs_spent else STOPPED_BY_BUDGET)
-        params = {k: v for k, v in (trial.config or {}).items() if k in space.dists}
-        trials.append(TrialSummary(trial.trial_id, status, params, history, s.metric,
+        params = {k: v for k, v in (result.config or {}).items() if k in space.dists}
+        trials.append(TrialSummary(trial_id, status, params, history, s.metric,
                                    None if result.error is None else str(result.error)[:2000]))
     return trials
-
-
-def close_trial_runs(uri: str, experiment_id: str, parent_id: str, trials: list[TrialSummary]) -> dict[str, str]:
-    """Set every child run's final status; ASHA-stopped trials' runs are still RUNNING (KILLED now)."""
-    c = tracking.client(uri)
-    runs = c.search_runs([experiment_id], filter_string=f"tags.`{tracking.PARENT_TAG}` = '{parent_id}'",
-                         max_results=10000)
-    by_trial = {r.data.tags.get(tracking.TRIAL_TAG): r for r in runs}
-    for t in trials:
-        run = by_trial.get(t.trial_id)
-        if run is None:
-            continue
-        if run.info.status == "RUNNING" or run.data.tags.get(tracking.STATUS_TAG) != t.status:
-            tracking.finish_run(uri, run.info.run_id, t.status)
-        if t.best is not None:
-            tracking.log_metrics(uri, run.info.run_id, {f"best_{t.metric}": t.score, "best_epoch": t.best["epoch"]},
-                                 step=t.epochs)
-    return {tid: r.info.run_id for tid, r in by_trial.items() if tid}
-
-
-def finish_parent(outcome: SweepOutcome, space: SweepSpace) -> None:
-    """Trials table, progress plot, sweep metrics; then the best checkpoint as a registered model."""
-    import tempfile
-
-    from spanfirst.serving.log_model import log_checkpoint_model
-
-    uri, parent, trials = outcome.tracking_uri, outcome.parent_run_id, outcome.trials
-    c = tracking.client(uri)
-    with tempfile.TemporaryDirectory(prefix="spanfirst-sweep-") as tmp:
-        write_table(trials, Path(tmp) / "trials.csv", outcome.run_ids)
-        plot_progress(trials, Path(tmp) / "progress.png", space.spec.metric)
-        c.log_artifacts(parent, tmp, "sweep")
-        exp_dir = Storage(outcome.experiment_dir)
-        for name in ("trials.csv", "progress.png"):  # also beside the Tune results
-            exp_dir.write_bytes((Path(tmp) / name).read_bytes(), name)
-    overheads = [t.overhead for t in trials if t.overhead is not None]
-    counts = {status: sum(t.status == status for t in trials) for status in {t.status for t in trials}}
-    tracking.log_metrics(uri, parent, {
-        "trials": len(trials), **{f"trials_{k}": v for k, v in counts.items()},
-        "trial_overhead_seconds_mean": sum(overheads) / len(overheads) if overheads else float("nan"),
-    }, step=0)
-    ranked = [t for t in trials if t.checkpoint and checkpoint_exists(exp_dir, t.checkpoint)]
-    if not ranked:
-        c.set_tag(parent, "spanfirst.best", "none: no trial left a checkpoint")
-        return
-    best = max(ranked, key=lambda t: t.score)
-    outcome.best = best
-    c.set_tag(parent, "spanfirst.best_trial", best.trial_id)
-    c.set_tag(parent, "spanfirst.best_run_id", outcome.run_ids.get(best.trial_id, ""))
-    tracking.log_metrics(uri, parent, {f"best_{space.spec.metric}": best.score}, step=0)
-    import mlflow
-
-    name = space.registered_model
-    with mlflow.start_run(run_id=parent), checkpoint_dir(exp_dir, best.checkpoint) as local:
-        info, version = log_checkpoint_model(local, space.base.task, name)
-    number = str(version.version)  # an int from register_model, a str from the client
-    promoted, message = tracking.promote_if_better(uri, name, number, space.spec.metric, best.score)
-    c.set_model_version_tag(name, number, "spanfirst.trial_id", best.trial_id)
-    c.set_model_version_tag(name, number, "spanfirst.sweep", outcome.name)
-    c.set_tag(parent, "spanfirst.registered", f"{name} v{number}{' (champion)' if promoted else ''}")
-    outcome.registered = {"name": name, "version": number, "champion": promoted, "message": message,
-                          "model_uri": info.model_uri}
 
 
 def stopped_count(outcome: SweepOutcome) -> int:

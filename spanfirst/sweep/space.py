@@ -1,9 +1,11 @@
 """Search-space files: one YAML per task/setting, mapped 1:1 onto Ray Tune distributions.
 
-A file names its base run config and a ``space:`` whose keys are dotted paths into
-:class:`~spanfirst.config.RunConfig`. Every key is checked against the config by applying sample
-values with :func:`~spanfirst.config.apply_overrides` (so an unknown path *and* a value the config
-would reject fail here, naming the file and the key, not in trial 17 an hour into a sweep)::
+A file names its base run config and a ``space:`` whose keys are dotted paths into that base's
+task config (:class:`~spanfirst.config.NerRunConfig` or :class:`~spanfirst.config.ReRunConfig`).
+Every key is checked against the config by applying sample values with
+:func:`~spanfirst.config.apply_overrides` (so an unknown path, a key of the other task *and* a
+value the config would reject fail here, naming the file and the key, before Ray starts rather
+than in trial 17 an hour into a sweep)::
 
     base: ../spanfirst/configs/quickstart_ner.yaml   # relative to this file
     metric: dev_score                                  # optional; the task's main dev metric
@@ -23,19 +25,14 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from spanfirst.config import ConfigError, RunConfig, _path_known, apply_overrides, load_config
+from spanfirst.config import (ConfigError, RunConfig, Strict, apply_overrides, describe_errors, load_config,
+                              other_task_hint, path_known, read_yaml_mapping)
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "quniform", "randint", "grid")
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SchedulerSpec(_Strict):
+class SchedulerSpec(Strict):
     """ASHA: a trial must survive ``grace_period`` epochs; each rung keeps 1/``reduction_factor``.
     ``type`` picks the scheduler (see :mod:`spanfirst.sweep.schedulers`); ``none`` ignores the rungs."""
 
@@ -51,7 +48,7 @@ class SchedulerSpec(_Strict):
         return self
 
 
-class SearchSpec(_Strict):
+class SearchSpec(Strict):
     algorithm: Literal["random", "optuna", "hyperopt"] = "random"
     num_samples: int = Field(8, ge=1)
     max_concurrent: int | None = Field(None, ge=1)  # further bounded by what the cluster fits
@@ -60,7 +57,7 @@ class SearchSpec(_Strict):
     max_trial_epochs: int | None = Field(None, ge=1)
 
 
-class TrialSpec(_Strict):
+class TrialSpec(Strict):
     """Resources of one trial's Ray Train worker group (the trial function itself takes ~none)."""
 
     workers: int = Field(1, ge=1)
@@ -68,13 +65,13 @@ class TrialSpec(_Strict):
     gpus_per_worker: float = Field(0.0, ge=0.0)  # fractions let several trials share a GPU
 
 
-class MlflowSpec(_Strict):
+class MlflowSpec(Strict):
     experiment: str | None = None  # default: spanfirst-<space file stem>
     registered_model: str | None = None  # default: spanfirst-<task>
     tracking_uri: str | None = None
 
 
-class SpaceFile(_Strict):
+class SpaceFile(Strict):
     base: str
     metric: str = "dev_score"
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
@@ -206,31 +203,21 @@ def load_space(path: str | Path, updates: dict[str, Any] | None = None) -> Sweep
     into the file before validation, so they are checked the same way.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: search-space file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
-    raw = _merge(raw, updates or {})
+    raw = _merge(read_yaml_mapping(path, "search-space file"), updates or {})
     try:
         spec = SpaceFile.model_validate(raw)
     except ValidationError as err:
-        lines = []
-        for e in err.errors():
-            key = ".".join(str(p) for p in e["loc"]) or "<root>"
-            lines.append(f"{path}: unknown key '{key}'" if e["type"] == "extra_forbidden" else f"{path}: key '{key}': {e['msg']}")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(describe_errors(err, str(path))) from None
     base_path = (path.resolve().parent / spec.base)
     try:
         base = load_config(base_path)
     except ConfigError as err:
         raise ConfigError(f"{path}: key 'base': {err}") from None
+    # Paths are checked against the base's own task class: an RE space's ner.* key fails here.
+    schema = type(base)
     for key in spec.overrides:
-        if not _path_known(key):
-            raise ConfigError(f"{path}: overrides.{key}: unknown config key '{key}'")
+        if not path_known(schema, key):
+            raise ConfigError(f"{path}: overrides.{key}: unknown config key '{key}'{other_task_hint(base.task, key)}")
     try:
         base = trial_base(spec, base, f"{path}: overrides")
     except ConfigError as err:
@@ -238,8 +225,8 @@ def load_space(path: str | Path, updates: dict[str, Any] | None = None) -> Sweep
     dists: dict[str, tuple[str, Any]] = {}
     for key, raw_dist in spec.space.items():
         where = f"{path}: space.{key}"
-        if not _path_known(key):
-            raise ConfigError(f"{where}: unknown config key '{key}'")
+        if not path_known(schema, key):
+            raise ConfigError(f"{where}: unknown config key '{key}'{other_task_hint(base.task, key)}")
         if key in ("train.epochs", "train.num_workers", "train.seed"):
             raise ConfigError(f"{where}: set by the sweep itself (scheduler.max_epochs, trial.workers, search.seed)")
         kind, arg = parse_distribution(where, raw_dist)

@@ -1,9 +1,11 @@
 """What one Tune trial runs: the project's Ray Train run (``build_trainer``), tracked in MLflow.
 
 A trial is a function (Ray Train V2: a ``TorchTrainer`` cannot be handed to the ``Tuner``) that
-applies its sampled values to the base config, opens (or, on resume, finds) its MLflow child run
-and fits the trainer. Per-epoch logging happens in :class:`SweepReportCallback`, which runs in the
-Train controller and sees rank 0's metrics once per epoch, so exactly one process logs.
+applies its sampled values to the base config and fits the trainer. Its MLflow child run is the
+sweep's (:class:`~spanfirst.sweep.runs.SweepRuns`): opened, or on resume found, on the first
+report, closed here when the trial ends by itself. Per-epoch logging happens in
+:class:`SweepReportCallback`, which runs in the Train controller and sees rank 0's metrics once
+per epoch, so exactly one process logs.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import time
 import traceback
 from typing import Any
 
+# A Ray DeveloperAPI (Train V2 -> Tune); its ``after_report`` signature is checked in spanfirst.compat's notes.
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from spanfirst import tracking
+from spanfirst.sweep.runs import SweepRuns
 from spanfirst.sweep.storage import Storage
 
 NODE_TAG = "ray.node_id"  # where the trial's rank-0 Train worker ran (the loop reports ``node_id``)
@@ -46,18 +50,17 @@ class SweepReportCallback(TuneReportCallback):
     data preparation, model build).
     """
 
-    def __init__(self, run: dict[str, Any], params: dict[str, Any], trial_start: float) -> None:
+    def __init__(self, runs: SweepRuns, trial: dict[str, Any], params: dict[str, Any], trial_start: float) -> None:
         super().__init__()
-        self.run, self.params, self.trial_start = run, params, trial_start
+        self.runs, self.trial, self.params, self.trial_start = runs, trial, params, trial_start
         self.run_id: str | None = None
         self.logged_epochs: set[int] = set()
         self.overhead: float | None = None
 
     def _open_run(self) -> None:
-        r = self.run
-        self.run_id, self.logged_epochs = tracking.start_child_run(
-            r["uri"], r["experiment_id"], r["parent_run_id"], r["trial_id"], r["run_name"], r["tags"])
-        tracking.log_params(r["uri"], self.run_id, self.params)
+        t = self.trial
+        self.run_id, self.logged_epochs = self.runs.start_trial(t["trial_id"], t["run_name"], t["tags"])
+        tracking.log_params(self.runs.uri, self.run_id, self.params)
 
     def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:  # noqa: ANN001
         now = time.time()
@@ -68,7 +71,7 @@ class SweepReportCallback(TuneReportCallback):
         m["trial_overhead_seconds"] = self.overhead
         m["trial_elapsed_seconds"] = now - self.trial_start
         epoch = int(m.get("epoch", 0))
-        uri = self.run["uri"]
+        uri = self.runs.uri
         try:
             if self.run_id is None:
                 self._open_run()
@@ -84,14 +87,14 @@ class SweepReportCallback(TuneReportCallback):
                     tracking.log_evaluation_artifacts(uri, self.run_id, local)
                 tracking.client(uri).set_tag(self.run_id, "spanfirst.checkpoint", checkpoint.path)
         except Exception:  # tracking trouble must not kill a training run; say so loudly
-            print(f"spanfirst: MLflow logging failed for trial {self.run['trial_id']}:\n{traceback.format_exc()}",
+            print(f"spanfirst: MLflow logging failed for trial {self.trial['trial_id']}:\n{traceback.format_exc()}",
                   file=sys.stderr)
         super().after_report(run_context, [m, *metrics[1:]], checkpoint)
 
 
 def run_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     """Tune's trainable. ``config``: sampled values by dotted path; ``ctx``: the sweep's shared state
-    (base config, prepared data, MLflow ids, storage, seed), put in the object store once."""
+    (base config, prepared data, the sweep's :class:`SweepRuns`, storage, seed), put in the object store once."""
     started = time.time()
     from ray import tune
 
@@ -102,25 +105,19 @@ def run_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     seed = trial_seed(ctx["seed"], trial_index(trial_id))
     cfg = apply_overrides(config_from_dict(ctx["base"], "sweep base config"), {**config, "train.seed": seed},
                           f"trial {trial_id}")
-    run = {"uri": ctx["tracking_uri"], "experiment_id": ctx["experiment_id"], "parent_run_id": ctx["parent_run_id"],
-           "trial_id": trial_id, "run_name": f"trial-{trial_index(trial_id):03d}",
-           "tags": {"spanfirst.sweep": ctx["sweep_name"], "spanfirst.task": cfg.task,
-                    "spanfirst.sampled": ",".join(sorted(config))}}
-    runs = Storage(ctx["storage"])  # the sweep's folder (local or a URI); Train runs under trials/
-    runs.remove_dir("trials", trial_id)  # a restarted trial starts clean
-    callback = SweepReportCallback(run, tracking.flatten(cfg.to_dict()), started)
-    trainer = build_trainer(cfg, ctx["prepared"], runs.child("trials"), trial_id, [callback],
+    runs: SweepRuns = ctx["runs"]
+    trial = {"trial_id": trial_id, "run_name": f"trial-{trial_index(trial_id):03d}",
+             "tags": {"spanfirst.sweep": ctx["sweep_name"], "spanfirst.task": cfg.task,
+                      "spanfirst.sampled": ",".join(sorted(config))}}
+    folder = Storage(ctx["storage"])  # the sweep's folder (local or a URI); Train runs under trials/
+    folder.remove_dir("trials", trial_id)  # a restarted trial starts clean
+    params = tracking.flatten(cfg.to_dict())
+    callback = SweepReportCallback(runs, trial, params, started)
+    trainer = build_trainer(cfg, ctx["prepared"], folder.child("trials"), trial_id, [callback],
                             gpus_per_worker=ctx.get("gpus_per_worker"))
     try:
         trainer.fit()
     except BaseException:
-        error = traceback.format_exc()
-        run_id, _ = tracking.start_child_run(run["uri"], run["experiment_id"], run["parent_run_id"], trial_id,
-                                             run["run_name"], run["tags"], restart=False)
-        tracking.log_params(run["uri"], run_id, tracking.flatten(cfg.to_dict()))
-        tracking.client(run["uri"]).set_tag(run_id, "spanfirst.error", error[-4000:])
-        tracking.finish_run(run["uri"], run_id, "failed")
+        runs.fail_trial(trial_id, trial["run_name"], trial["tags"], params, traceback.format_exc())
         raise
-    found = tracking.find_child_run(run["uri"], run["experiment_id"], run["parent_run_id"], trial_id)
-    if found is not None:
-        tracking.finish_run(run["uri"], found.info.run_id, "completed")
+    runs.complete_trial(trial_id)

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from spanfirst.config import RunConfig, config_from_dict
-from spanfirst.tasks import Task, get_task, save_checkpoint, to_device
+from spanfirst import checkpoint as ckpt
+from spanfirst.tasks import Task, get_task, to_device
 
 
 def seed_everything(seed: int) -> None:
@@ -159,7 +160,7 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
         metrics["best_dev_score"] = best
         if improved and rank == 0:
             with tempfile.TemporaryDirectory(prefix="spanfirst-ckpt-") as tmp:
-                save_checkpoint(model, task.tokenizer, cfg, task.label_info(), Path(tmp),
+                ckpt.save(model, task.tokenizer, cfg, task.label_info(), Path(tmp),
                                 metrics={**metrics, "report": full})
                 report(metrics, tmp)
         else:

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import os
 
+from spanfirst import compat
 from spanfirst.environ import restore
+from spanfirst.serving.server import free_port
 
 # Ray Train polls its workers every 2 s by default; each epoch report waited for that poll.
-RAY_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+RAY_ENV = {compat.RAY_TRAIN_HEALTH_CHECK_ENV: "0.5"}
+API = compat.RAY_API_SERVER_ENV
 
 
 def init_ray(address: str | None) -> None:
@@ -37,17 +32,17 @@ def init_ray(address: str | None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     if address:  # a running cluster: its processes get the settings through the job's runtime env
         env = dict(RAY_ENV)
-        api = os.environ.get("RAY_API_SERVER_ADDRESS") or _api_server_url(address)
+        api = os.environ.get(API) or _api_server_url(address)
         if api:
-            env["RAY_API_SERVER_ADDRESS"] = api
+            env[API] = api
         ray.init(address=address, logging_level="WARNING", runtime_env={"env_vars": env})
         return
     # A local Ray inherits this process's environment (no runtime env, so prestarted workers
     # stay usable); the variables are restored right after, other Ray users here are unaffected.
-    port = _free_port()
-    env = {**RAY_ENV, "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
+    port = free_port()
+    env = {**RAY_ENV, API: f"http://127.0.0.1:{port}"}
     saved = {k: os.environ.get(k) for k in env}
-    os.environ.update({k: v for k, v in env.items() if k == "RAY_API_SERVER_ADDRESS" or k not in os.environ})
+    os.environ.update({k: v for k, v in env.items() if k == API or k not in os.environ})
     try:
         # address="local": a new Ray even when another one was started here with `ray start`
         # (ray.init() without an address would join that one)
@@ -62,11 +57,7 @@ def _api_server_url(address: str) -> str | None:
     if address == "auto" or address.startswith("ray://"):
         return None
     try:
-        from ray._raylet import GcsClient
-        from ray._private import ray_constants
-
-        value = GcsClient(address=address).internal_kv_get(ray_constants.DASHBOARD_ADDRESS.encode(),
-                                                           ray_constants.KV_NAMESPACE_DASHBOARD)
+        value = compat.ray_dashboard_address(address)
     except Exception:  # no dashboard, or an address Ray resolves differently: Ray finds it itself
         return None
-    return f"http://{value.decode()}" if value else None
+    return f"http://{value}" if value else None

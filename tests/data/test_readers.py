@@ -19,7 +19,7 @@ from spanfirst.data.readers import (
     tags_to_spans,
     write_span_jsonl,
 )
-from spanfirst.data.types import Example, Span
+from spanfirst.data.types import Example
 from spanfirst.errors import DataError
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

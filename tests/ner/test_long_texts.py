@@ -66,7 +66,7 @@ def test_an_entity_no_window_holds_whole_is_counted_as_truncated(tok):
 def long_task(tiny_backbone, tmp_path, **overrides):
     import json
 
-    from spanfirst.config import RunConfig, apply_overrides
+    from spanfirst.config import NerRunConfig, apply_overrides
     from spanfirst.ner.task import NerTask
 
     examples = [long_example(), Example(SENTENCE, [Span(3, 6, "PS")])]
@@ -74,7 +74,7 @@ def long_task(tiny_backbone, tmp_path, **overrides):
     data.write_text("".join(json.dumps({"text": ex.text, "entities": [{"start": s.start, "end": s.end, "type": s.type}
                                                                       for s in ex.entities]}, ensure_ascii=False) + "\n"
                             for ex in examples), encoding="utf-8")
-    cfg = apply_overrides(RunConfig(), {"task": "ner", "data.train": str(data), "data.dev": str(data),
+    cfg = apply_overrides(NerRunConfig(), {"task": "ner", "data.train": str(data), "data.dev": str(data),
                                         "model.backbone": str(tiny_backbone), "model.max_length": 24,
                                         "ner.score_threshold": 0.0, **overrides})
     return NerTask(cfg, NerTask.prepare(cfg)), examples

@@ -4,14 +4,14 @@ import pytest
 import torch
 
 from spanfirst.backbone import load_encoder, load_tokenizer
-from spanfirst.config import NerConfig, RunConfig, apply_overrides
+from spanfirst.config import NerConfig, NerRunConfig, apply_overrides
 from spanfirst.data.types import Example, Span
 from spanfirst.ner.features import align_examples, collate
-from spanfirst.ner.model import SpanFirstModel, _top_per_group, span_mean
+from spanfirst.ner.heads.span_first import SpanFirstModel, _top_per_group, span_mean
 from spanfirst.ner.predictor import NerPredictor
-from spanfirst.ner.task import predict_aligned
+from spanfirst.ner.inference import decode_items
 from spanfirst.ner.metrics import strict_f1
-from spanfirst.tasks import save_checkpoint
+from spanfirst.checkpoint import save as save_checkpoint
 
 TEXTS = [
     ("가수 김흥국이 왕십리에서 콘서트를 열었다.", [("김흥국", "PS"), ("왕십리", "LC")]),
@@ -82,7 +82,7 @@ def test_overfits_a_handful_of_sentences(model_and_items, options):
         opt.zero_grad()
         model(**batch).loss.backward()
         opt.step()
-    preds = predict_aligned(model, items, range(len(items)), TYPES, tok.pad_token_id, 8, model.cfg.length_bins)
+    preds = decode_items(model, items, range(len(items)), TYPES, tok.pad_token_id, 8, model.cfg.length_bins)
     gold = [[(s.start, s.end, s.type) for s in ex.entities] for ex in examples()]
     got = [[(a, b, t) for a, b, t, _ in p.char_spans] for p in sorted(preds, key=lambda p: p.index)]
     assert strict_f1(gold, got)["f1"] == 1.0
@@ -97,7 +97,7 @@ def test_checkpoint_reloads_and_predicts_the_same(model_and_items, tmp_path):
         model(**batch).loss.backward()
         opt.step()
     model.eval()
-    cfg = apply_overrides(RunConfig(), {"model.dropout": 0.0, "ner.score_threshold": 0.0})
+    cfg = apply_overrides(NerRunConfig(), {"model.dropout": 0.0, "ner.score_threshold": 0.0})
     model.cfg = cfg.ner
     save_checkpoint(model, tok, cfg, {"types": TYPES}, tmp_path / "ckpt")
     texts = [t for t, _ in TEXTS]

@@ -89,11 +89,11 @@ def predictor(tiny_backbone):
     import torch
 
     from spanfirst.backbone import load_encoder, load_tokenizer
-    from spanfirst.config import RunConfig, apply_overrides
-    from spanfirst.ner.model import SpanFirstModel
+    from spanfirst.config import NerRunConfig, apply_overrides
+    from spanfirst.ner.heads.span_first import SpanFirstModel
     from spanfirst.ner.predictor import NerPredictor
 
-    cfg = apply_overrides(RunConfig(), {"model.backbone": str(tiny_backbone), "model.max_length": 24,
+    cfg = apply_overrides(NerRunConfig(), {"model.backbone": str(tiny_backbone), "model.max_length": 24,
                                         "ner.score_threshold": 0.0})
     torch.manual_seed(0)  # an untrained model: its heads' initialisation must not depend on the tests run before
     model = SpanFirstModel(load_encoder(str(tiny_backbone)), 2, cfg.ner, 0.0).eval()

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from spanfirst.config import RunConfig
+from spanfirst.config import config_from_dict
 from spanfirst.data.types import RelationExample
 from spanfirst.re.baseline import TypePairBaseline
 from spanfirst.re.markers import marker_vocab
 from spanfirst.re.metrics import micro_f1
 from spanfirst.re.reader import write_re_jsonl
-from spanfirst.re.task import ReTask, build_re_model, softmax
-from spanfirst.tasks import load_checkpoint, save_checkpoint
+from spanfirst import checkpoint
+from spanfirst.re.task import ReTask, softmax
 
 SETUPS = {
     "typed_entity-attention": {"re": {"marker_style": "typed_entity", "pooling": "attention", "use_cls": True}},
@@ -31,7 +31,7 @@ def build(backbone: Path, examples: list[RelationExample], labels: list[str], se
     """(task, model, config) on the tiny backbone, heads randomly initialised (no training)."""
     raw = {"task": "re", "model": {"backbone": str(backbone), "max_length": 64, **setup.get("model", {})},
            "re": setup["re"], "data": {"train": str(train_file)}}
-    cfg = RunConfig.model_validate(raw)
+    cfg = config_from_dict(raw)
     types = sorted({s.type for ex in examples for s in (ex.subject, ex.object)})
     prepared = {"train": examples, "dev": examples, "labels": labels, "entity_types": types,
                 "marker_tokens": marker_vocab(cfg.re.marker_style, types), "backbone_path": str(backbone),
@@ -57,8 +57,8 @@ def saved(re_backbone, examples, labels, tmp_path_factory) -> dict[str, dict]:
         items = task.dev_items()
         preds = task.predict(model, items, list(range(len(items))))
         flat, report = task.evaluate(preds)
-        ckpt = save_checkpoint(model, task.tokenizer, cfg, task.label_info(), root / name,
-                               metrics={**{f"dev_{k}": v for k, v in flat.items()}, "report": report})
+        ckpt = checkpoint.save(model, task.tokenizer, cfg, task.label_info(), root / name,
+                              metrics={**{f"dev_{k}": v for k, v in flat.items()}, "report": report})
         probs = softmax(np.asarray([p.logits for p in preds], dtype=np.float64))
         out[name] = {"ckpt": ckpt, "flat": flat, "report": report, "probs": probs, "task": task, "train": train_file}
     return out
@@ -76,7 +76,8 @@ def test_task_evaluation_report(saved, examples, labels):
         assert set(report["per_class"]) == set(labels)
         assert len(report["predictions"]) == len(labels) and len(report["predictions"][0]["probs"]) == len(labels)
         assert report["windows"]["dev"]["examples"] == len(labels)
-        assert entry["task"].confusion_matrices(report)["relation_confusion"][1] == labels
+        task = entry["task"]
+        assert task.confusion_matrices(task.cfg, task.label_info(), report)["relation_confusion"][1] == labels
 
 
 @pytest.mark.parametrize("name", list(SETUPS))
@@ -98,7 +99,7 @@ def test_checkpoint_reloads_and_predicts_identically(saved, examples, labels, na
     out = predictor.predict(records)
     assert [o["label"] for o in out] == [labels[i] for i in entry["probs"].argmax(1)]
     assert list(out[0]["probs"]) == labels and sum(out[0]["probs"].values()) == pytest.approx(1.0)
-    model, _tok, _cfg, _labels = load_checkpoint(entry["ckpt"], build_re_model)  # the heads fit exactly
+    model, _tok = checkpoint.read(entry["ckpt"]).load_model(ReTask.build_from_checkpoint)  # the heads fit exactly
     assert not model.training
 
 

@@ -6,7 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from spanfirst.serving.inputs import BadRequest, as_frame, ner_texts, re_records
+from spanfirst.ner.serving import COLUMNS as NER_COLUMNS
+from spanfirst.ner.serving import ner_texts
+from spanfirst.re.serving import re_records
+from spanfirst.serving.inputs import BadRequest, as_frame
 from spanfirst.serving.settings import DEFAULT_CONFIG, ServingSettings
 
 TEXT = "이순신은 조선 중기의 무신이다."
@@ -20,7 +23,7 @@ def re_frame(**changes) -> pd.DataFrame:
 
 
 def test_ner_texts_from_every_shape_pyfunc_hands_over():
-    assert ner_texts(as_frame(["a", "b"], "ner"), 8) == ["a", "b"]
+    assert ner_texts(as_frame(["a", "b"], NER_COLUMNS), 8) == ["a", "b"]
     assert ner_texts(pd.DataFrame({"text": ["a", "b"]}), 8) == ["a", "b"]
     # {"inputs": {"text": [...]}} reaches the model as one row holding the list
     assert ner_texts(pd.DataFrame([{"text": ["a", "b"]}]), 8) == ["a", "b"]

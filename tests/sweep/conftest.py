@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from spanfirst.serving.server import free_port  # other conftests load it from here
+
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = REPO / "pipelines" / "sweep.py"
 CONFIGS = REPO / "spanfirst" / "configs"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _sweep_cmd(space: Path, *args: str) -> list[str]:
@@ -46,7 +41,7 @@ def _write_space(path: Path, body: str) -> Path:
 
 @pytest.fixture
 def sweep_tools() -> SimpleNamespace:
-    return SimpleNamespace(configs=CONFIGS, cmd=_sweep_cmd, run=_run_sweep, write_space=_write_space)
+    return SimpleNamespace(configs=CONFIGS, cmd=_sweep_cmd, run=_run_sweep, write_space=_write_space, script=SWEEP)
 
 
 @pytest.fixture

@@ -124,6 +124,11 @@ def tune_run(tmp_path: Path, scheduler, stopper, num_samples: int, max_epochs: i
     for f, n in zip(frames, epochs):  # each trial's epochs are recorded 1..k, none twice or skipped
         if n:
             assert list(f["training_iteration"]) == list(range(1, n + 1))
+    # what the runner's summary reads through the public Result API: every trial's id, also of a
+    # trial stopped before its first report, and the sampled config of every trial that reported
+    ids = [r.metrics["trial_id"] for r in grid]
+    assert len(set(ids)) == len(grid) and all(ids)
+    assert all("quality" in r.config for r, n in zip(grid, epochs) if n)
     return grid, epochs
 
 

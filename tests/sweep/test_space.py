@@ -19,8 +19,16 @@ train: {epochs: 2}
 """
 
 
-def write_space(tmp_path: Path, body: str, name: str = "space.yaml") -> Path:
-    (tmp_path / "base.yaml").write_text(BASE, encoding="utf-8")
+RE_BASE = """\
+task: re
+name: space-test-re
+data: {train: train.jsonl, dev: dev.jsonl}
+model: {backbone: tiny}
+"""
+
+
+def write_space(tmp_path: Path, body: str, name: str = "space.yaml", base: str = BASE) -> Path:
+    (tmp_path / "base.yaml").write_text(base, encoding="utf-8")
     path = tmp_path / name
     path.write_text("base: base.yaml\n" + body, encoding="utf-8")
     return path
@@ -105,6 +113,37 @@ def test_errors_name_the_file_and_the_key(tmp_path, body, needle):
     message = str(info.value)
     assert str(path) in message, message
     assert needle in message, message
+
+
+@pytest.mark.parametrize(("body", "needle"), [
+    ("space:\n  ner.top_k.k_min: {choice: [2, 4]}\n",
+     "space.ner.top_k.k_min: unknown config key 'ner.top_k.k_min' (a key of task 'ner'; this config's task is 're')"),
+    ("space:\n  model.head: {choice: [span_first]}\n", "space.model.head: unknown config key 'model.head' (the NER head"),
+    ("space:\n  re.pooling: {choice: [cls]}\noverrides: {ner.nesting: allow}\n", "overrides.ner.nesting: unknown config key"),
+])
+def test_an_re_space_rejects_ner_keys_by_name(tmp_path, body, needle):
+    path = write_space(tmp_path, body, base=RE_BASE)
+    with pytest.raises(ConfigError) as info:
+        load_space(path)
+    message = str(info.value)
+    assert str(path) in message and needle in message, message
+
+
+def test_an_re_space_with_an_ner_key_fails_before_ray_starts(tmp_path, monkeypatch):
+    from spanfirst.sweep import runner
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray started before the space was validated")
+
+    monkeypatch.setattr(runner, "init_ray", no_ray)
+    path = write_space(tmp_path, "space:\n  ner.top_k.k_min: {choice: [2, 4]}\n", base=RE_BASE)
+    with pytest.raises(ConfigError, match=r"space\.yaml: space\.ner\.top_k\.k_min: unknown config key"):
+        runner.run_sweep(path, runner.SweepOptions(storage=str(tmp_path / "sweeps")))
+
+
+def test_an_re_space_takes_re_keys(tmp_path):
+    space = load_space(write_space(tmp_path, "space:\n  re.pooling: {choice: [cls, mean]}\n", base=RE_BASE))
+    assert space.base.task == "re" and space.registered_model == "spanfirst-re"
 
 
 def test_missing_base_and_missing_file_are_named(tmp_path):

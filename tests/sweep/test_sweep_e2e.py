@@ -2,14 +2,19 @@
 
 RE on the bundled KLUE-RE sample (tiny backbone, 300 training rows): four trials, ASHA stops the
 weaker ones after their first epoch; then a second, worse sweep must register a new version
-without taking the ``champion`` alias.
+without taking the ``champion`` alias. The second one runs in this process (``pipelines/sweep.py``'s
+``main``), to check that a sweep leaves MLflow's process-wide URIs and environment as it found them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 
 import pytest
+
+from spanfirst import compat, tracking
 
 
 SPACE = """\
@@ -25,8 +30,28 @@ space:
 """
 
 
+def mlflow_state() -> tuple:
+    import mlflow
+
+    return (compat.mlflow_set_uris(), mlflow.get_tracking_uri(), mlflow.get_registry_uri(),
+            {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")})
+
+
+def run_sweep_here(sweep_tools, *args: str) -> int:
+    """``pipelines/sweep.py`` run in this process (its own local Ray, shut down after)."""
+    import ray
+
+    spec = importlib.util.spec_from_file_location("_sweep_pipeline", sweep_tools.script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        return module.main(list(args))
+    finally:
+        ray.shutdown()
+
+
 @pytest.mark.slow
-def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, sweep_tools):
+def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, sweep_tools, monkeypatch, capsys):
     from mlflow import MlflowClient
 
     good = sweep_tools.write_space(tmp_path / "good.yaml", SPACE.format(base=sweep_tools.configs / "quickstart_re.yaml", epochs=2, samples=4,
@@ -92,18 +117,30 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
     import mlflow
     import pandas as pd
 
-    mlflow.set_tracking_uri(mlflow_server)
-    model = mlflow.pyfunc.load_model("models:/e2e-re@champion")
+    with tracking.use_uri(mlflow_server):
+        model = mlflow.pyfunc.load_model("models:/e2e-re@champion")
     pred = model.predict(pd.DataFrame({
         "text": ["이순신은 조선 중기의 무신이다."], "subject_start": [0], "subject_end": [3], "subject_type": ["PER"],
         "object_start": [5], "object_end": [7], "object_type": ["LOC"]}))
     assert list(pred.columns) == ["label", "score", "probs"] and len(pred) == 1
 
-    # A worse sweep (near-zero learning rate, one epoch): registered, but the champion stays.
+    # A worse sweep (near-zero learning rate, one epoch): registered, but the champion stays. In
+    # this process, with a registry URI left in the environment: the sweep registers beside its
+    # runs all the same and leaves URIs and environment as they were.
     bad = sweep_tools.write_space(tmp_path / "bad.yaml", SPACE.format(base=sweep_tools.configs / "quickstart_re.yaml", epochs=1, samples=1,
                                                          seed=2, lo="1.0e-8", hi="2.0e-8"))
-    out2 = sweep_tools.run(bad, tmp_path, "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "runs"),
-                     "--num-samples", "1")
+    stale = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", stale)
+    monkeypatch.setenv("RAY_DEDUP_LOGS", "1")
+    monkeypatch.chdir(tmp_path)
+    before = mlflow_state()
+    capsys.readouterr()
+    code = run_sweep_here(sweep_tools, str(bad), "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "runs"),
+                          "--num-samples", "1")
+    out2 = capsys.readouterr().out
+    assert code == 0, out2[-6000:]
+    assert mlflow_state() == before
+    assert os.environ["MLFLOW_REGISTRY_URI"] == stale and not (tmp_path / "elsewhere.db").exists()
     assert "registered model: e2e-re version 2" in out2 and "(alias champion)" not in out2, out2
     assert "does not beat champion version 1" in out2, out2
     assert c.get_model_version_by_alias("e2e-re", "champion").version == "1"

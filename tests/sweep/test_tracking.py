@@ -137,11 +137,11 @@ def test_champion_alias_moves_only_to_a_better_model(tmp_path):
 @pytest.fixture
 def ner_checkpoint(tiny_backbone, tmp_path) -> Path:
     from spanfirst.backbone import load_encoder, load_tokenizer
-    from spanfirst.config import RunConfig, apply_overrides
-    from spanfirst.ner.model import SpanFirstModel
-    from spanfirst.tasks import save_checkpoint
+    from spanfirst.config import NerRunConfig, apply_overrides
+    from spanfirst.ner.heads.span_first import SpanFirstModel
+    from spanfirst.checkpoint import save as save_checkpoint
 
-    cfg = apply_overrides(RunConfig(), {"model.backbone": str(tiny_backbone), "ner.score_threshold": 0.0})
+    cfg = apply_overrides(NerRunConfig(), {"model.backbone": str(tiny_backbone), "ner.score_threshold": 0.0})
     types = ["LC", "PS"]
     model = SpanFirstModel(load_encoder(str(tiny_backbone)), len(types), cfg.ner, 0.0)
     return save_checkpoint(model, load_tokenizer(str(tiny_backbone)), cfg, {"types": types}, tmp_path / "ckpt",
@@ -149,8 +149,12 @@ def ner_checkpoint(tiny_backbone, tmp_path) -> Path:
 
 
 def test_confusion_matrices_come_from_the_task_and_the_checkpoint_labels(ner_checkpoint):
+    from spanfirst import checkpoint
+    from spanfirst.tasks import get_task
+
     report = {"length_bin_confusion": [[1, 0, 0, 0]] * 4, "type_confusion": [[0, 1, 0]] * 3}
-    mats = tracking.confusion_matrices(ner_checkpoint, report)
+    saved = checkpoint.read(ner_checkpoint)
+    mats = get_task(saved.task).confusion_matrices(saved.cfg, saved.labels, report)
     assert mats["type_confusion"][1] == ["O", "LC", "PS"]
     assert mats["length_bin_confusion"][1] == ["1", "2", "3-4", "5-6"]
 
@@ -189,6 +193,48 @@ def test_checkpoint_logged_as_a_pyfunc_model_from_code(ner_checkpoint, tmp_path,
     assert not (tmp_path / "elsewhere.db").exists()
     # the block's URIs are gone again: the caller's environment is as it was
     assert os.environ["MLFLOW_REGISTRY_URI"] == stale and "MLFLOW_TRACKING_URI" not in os.environ
+
+
+@pytest.fixture
+def mlflow_uris_kept(monkeypatch):
+    """MLflow's process-wide URIs and their environment variables back as they were after the test."""
+    from spanfirst import compat
+
+    saved = compat.mlflow_set_uris()
+    for key in tracking.URI_ENV:  # monkeypatch puts the caller's values back
+        monkeypatch.delenv(key, raising=False)
+    compat.mlflow_restore_uris(None, None)
+    yield
+    compat.mlflow_restore_uris(*saved)
+
+
+def test_use_uri_restores_the_uris_and_the_environment(tmp_path, monkeypatch, mlflow_uris_kept):
+    import mlflow
+
+    from spanfirst import compat
+
+    inner = f"sqlite:///{tmp_path / 'inner.db'}"
+    # never set, no environment: afterwards again "not set" (not pinned to MLflow's default)
+    with tracking.use_uri(inner):
+        assert mlflow.get_tracking_uri() == inner and mlflow.get_registry_uri() == inner
+        assert os.environ["MLFLOW_TRACKING_URI"] == inner and os.environ["MLFLOW_REGISTRY_URI"] == inner
+    assert compat.mlflow_set_uris() == (None, None)
+    assert not {"MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"} & set(os.environ)
+    # only the environment says where: it still does afterwards, and nothing is pinned
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5998")
+    with tracking.use_uri(inner):
+        assert mlflow.get_tracking_uri() == inner
+    assert compat.mlflow_set_uris() == (None, None)
+    assert mlflow.get_tracking_uri() == "http://127.0.0.1:5998" and "MLFLOW_REGISTRY_URI" not in os.environ
+    # set by mlflow.set_*_uri (which also exports them), then the environment changed: all kept
+    mlflow.set_tracking_uri("sqlite:///a.db")
+    mlflow.set_registry_uri("sqlite:///b.db")
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite:///c.db")
+    with pytest.raises(RuntimeError, match="inside"):
+        with tracking.use_uri(inner):
+            raise RuntimeError("inside")
+    assert compat.mlflow_set_uris() == ("sqlite:///a.db", "sqlite:///b.db")
+    assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///a.db" and os.environ["MLFLOW_REGISTRY_URI"] == "sqlite:///c.db"
 
 
 def test_searcher_is_seeded_and_bounded_and_explains_what_it_cannot_do(tmp_path):

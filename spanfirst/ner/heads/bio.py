@@ -7,12 +7,15 @@ overlaps an earlier one (by start, longer first) stays untagged.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spanfirst.ner.heads.common import HeadOutput, Span, encode_text
-from spanfirst.ner.model import DecodedBatch, GoldSpans
+from spanfirst.config import RunConfig
+from spanfirst.ner.heads.base import NerHead, TrainingSpans
+from spanfirst.ner.heads.common import DecodedBatch, encode_text, GoldSpans, HeadOutput, Span
 from spanfirst.ner.nms import Nesting
 
 IGNORE = -100
@@ -108,3 +111,15 @@ class BioTaggerModel(nn.Module):
         text = text_mask.bool().cpu().tolist()
         spans = [bio_to_spans(t, p, m) for t, p, m in zip(tags.cpu().tolist(), probs.cpu().tolist(), text)]
         return DecodedBatch([sorted(s, key=lambda sp: -sp[3]) for s in spans])
+
+
+class BioHead(NerHead):
+    """Token tagging (``O``, ``B-t``, ``I-t``): flat output, spans of any length."""
+
+    name = "bio"
+    overlapping = False
+
+    @classmethod
+    def build(cls, encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any],
+              training: TrainingSpans | None = None) -> nn.Module:
+        return BioTaggerModel(encoder, len(labels["types"]), cfg.model.dropout)

@@ -11,7 +11,30 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from spanfirst.ner.candidates import Candidates
+
 Span = tuple[int, int, int, float]  # (tok_start, tok_end, type_id from 1, score)
+
+
+@dataclass
+class GoldSpans:
+    """Flat gold token spans of a batch (end inclusive; type ids start at 1)."""
+
+    batch: Tensor  # (G,)
+    start: Tensor  # (G,)
+    end: Tensor  # (G,)
+    type: Tensor  # (G,)
+
+
+@dataclass
+class DecodedBatch:
+    """What every NER head's ``decode`` returns; the diagnostics a head has no notion of stay None."""
+
+    spans: list[list[tuple[int, int, int, float]]]  # per sentence: (tok_start, tok_end, type_id, score)
+    candidates: Candidates | None = None  # span-first: the spans its type head scored
+    candidates_per_sentence: list[int] | None = None  # spans scored per sentence (None: no span stage, BIO)
+    length_pred: Tensor | None = None  # span-first: (B, T) argmax length bin at every token
+    max_width: int | None = None  # exhaustive heads: every text span up to this many tokens was scored
 
 
 @dataclass

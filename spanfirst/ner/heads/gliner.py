@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spanfirst.config import GlinerConfig
-from spanfirst.ner.heads.common import HeadOutput, Span, encode_text, span_mask
-from spanfirst.ner.model import DecodedBatch, GoldSpans
+from spanfirst.config import GlinerConfig, RunConfig
+from spanfirst.ner.heads.base import NerHead, TrainingSpans
+from spanfirst.ner.heads.common import DecodedBatch, encode_text, GoldSpans, HeadOutput, Span, span_mask
 from spanfirst.ner.nms import Nesting, nms_1d
 
 ENT_TOKEN, SEP_TOKEN = "[ENT]", "[SEP]"
@@ -264,3 +264,31 @@ def _position_limit(encoder: nn.Module) -> int:
     if embeddings is not None and hasattr(embeddings, "create_position_ids_from_input_ids"):
         limit -= int(getattr(embeddings, "padding_idx", 0) or 0) + 1
     return limit
+
+
+class GlinerHead(NerHead):
+    """Types as ``[ENT] name`` prompts before the text; every span up to ``max_span_width`` scored
+    against every prompted type, so the types can be changed at prediction time."""
+
+    name = "gliner"
+    open_types = True
+
+    @classmethod
+    def build(cls, encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any],
+              training: TrainingSpans | None = None) -> nn.Module:
+        if "gliner_prompt" not in labels:
+            raise ValueError("a GLiNER model's label info needs 'gliner_prompt' (its type prompt token ids)")
+        return GlinerModel(encoder, TypePrompts.from_dict(labels["types"], labels["gliner_prompt"]), cfg.ner.gliner,
+                           cfg.model.dropout)
+
+    @classmethod
+    def span_lengths(cls, cfg: RunConfig) -> list[int]:
+        return list(range(1, cfg.ner.gliner.max_span_width + 1))
+
+    @classmethod
+    def prepare_tokenizer(cls, tokenizer: Any) -> None:
+        add_prompt_tokens(tokenizer)
+
+    @classmethod
+    def label_info(cls, tokenizer: Any, types: Sequence[str]) -> dict[str, Any]:
+        return {"gliner_prompt": TypePrompts.from_tokenizer(tokenizer, types).to_dict()}

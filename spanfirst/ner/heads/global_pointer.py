@@ -12,13 +12,17 @@ and spans touching padding or special tokens are masked out of both.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 from torch import Tensor, nn
 
-from spanfirst.config import GlobalPointerConfig
-from spanfirst.ner.heads.common import HeadOutput, encode_text, group_spans, span_grid_mask
+from spanfirst.config import GlobalPointerConfig, RunConfig
+from spanfirst.ner.heads.base import NerHead, TrainingSpans
+from spanfirst.ner.heads.common import (
+    DecodedBatch, encode_text, GoldSpans, group_spans, HeadOutput, span_grid_mask,
+)
 from spanfirst.ner.heads.rotary import rotary
-from spanfirst.ner.model import DecodedBatch, GoldSpans
 from spanfirst.ner.nms import Nesting
 
 
@@ -118,3 +122,27 @@ class GlobalPointerModel(nn.Module):
         spans = group_spans(b, i, j, k + 1, score, logits.shape[0])
         return DecodedBatch(spans, candidates_per_sentence=mask.sum(dim=(1, 2)).tolist(),
                             max_width=self.cfg.max_span_width)
+
+
+class GlobalPointerHead(NerHead):
+    """Every span up to ``ner.global_pointer.max_span_width`` tokens scored per type (rotary q·k)."""
+
+    name = "global_pointer"
+    efficient: ClassVar[bool] = False
+
+    @classmethod
+    def build(cls, encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any],
+              training: TrainingSpans | None = None) -> nn.Module:
+        return GlobalPointerModel(encoder, len(labels["types"]), cfg.ner.global_pointer, cls.efficient,
+                                  cfg.model.dropout)
+
+    @classmethod
+    def span_lengths(cls, cfg: RunConfig) -> list[int]:
+        return list(range(1, cfg.ner.global_pointer.max_span_width + 1))
+
+
+class EfficientGlobalPointerHead(GlobalPointerHead):
+    """GlobalPointer with one shared q·k and per-type start/end biases."""
+
+    name = "efficient_global_pointer"
+    efficient = True

@@ -3,7 +3,7 @@
 import torch
 
 from spanfirst.ner.heads.bio import IGNORE, bio_targets, bio_to_spans, flat_gold
-from spanfirst.ner.model import GoldSpans
+from spanfirst.ner.heads.common import GoldSpans
 
 O = 0
 

@@ -9,14 +9,15 @@ import pytest
 import torch
 
 from spanfirst.backbone import load_encoder, load_tokenizer
-from spanfirst.config import RunConfig, apply_overrides
+from spanfirst.config import NerRunConfig, apply_overrides
 from spanfirst.data.types import Example, Span
 from spanfirst.ner.features import align_examples, collate
-from spanfirst.ner.heads.gliner import TypePrompts, add_prompt_tokens
 from spanfirst.ner.metrics import strict_f1
 from spanfirst.ner.predictor import NerPredictor
-from spanfirst.ner.task import build_ner_model, predict_aligned
-from spanfirst.tasks import save_checkpoint
+from spanfirst.checkpoint import save as save_checkpoint
+from spanfirst.ner.heads.registry import get_head
+from spanfirst.ner.inference import decode_items
+from spanfirst.ner.task import NerTask
 
 TEXTS = [
     ("가수 김흥국이 왕십리에서 콘서트를 열었다.", [("김흥국", "PS"), ("왕십리", "LC")]),
@@ -51,19 +52,19 @@ def build(tiny_backbone, head_id: str):
     head, overrides, _ = HEADS[head_id]
     torch.manual_seed(0)
     random.seed(0)
-    cfg = apply_overrides(RunConfig(), {"model.backbone": str(tiny_backbone), "model.head": head,
+    cfg = apply_overrides(NerRunConfig(), {"model.backbone": str(tiny_backbone), "model.head": head,
                                         "model.dropout": 0.0, **overrides})
     tok, encoder = load_tokenizer(str(tiny_backbone)), load_encoder(str(tiny_backbone))
-    labels = {"types": TYPES}
-    if head == "gliner":  # what NerTask does
-        add_prompt_tokens(tok)
+    spec = get_head(head)
+    spec.prepare_tokenizer(tok)  # what NerTask does
+    if len(tok) > encoder.get_input_embeddings().num_embeddings:
         encoder.resize_token_embeddings(len(tok))
-        labels["gliner_prompt"] = TypePrompts.from_tokenizer(tok, TYPES).to_dict()
-    return build_ner_model(encoder, cfg, labels), tok, cfg, labels
+    labels = {"types": TYPES, **spec.label_info(tok, TYPES)}
+    return spec.build(encoder, cfg, labels), tok, cfg, labels
 
 
 def predict(model, tok, items, types=TYPES) -> list[list[tuple[int, int, str]]]:
-    preds = predict_aligned(model, items, range(len(items)), types, tok.pad_token_id, 8, [(1, 1)])
+    preds = decode_items(model, items, range(len(items)), types, tok.pad_token_id, 8)
     return [[(a, b, t) for a, b, t, _ in p.char_spans] for p in sorted(preds, key=lambda p: p.index)]
 
 
@@ -126,7 +127,7 @@ def test_gold_longer_than_the_width_is_left_out_of_the_loss(tiny_backbone):
         model, tok, cfg, labels = build(tiny_backbone, head_id)
         section = "global_pointer" if head_id == "global_pointer" else "gliner"
         cfg = apply_overrides(cfg, {f"ner.{section}.max_span_width": 1})
-        model = build_ner_model(model.encoder, cfg, labels)
+        model = NerTask.build_from_checkpoint(model.encoder, cfg, labels)
         items, _ = align_examples(tok, examples(), TYPES, 64)
         assert torch.isfinite(model(**collate(items, tok.pad_token_id)).loss)
 
@@ -203,11 +204,11 @@ def test_serving_model_takes_types_as_a_request_param(trained, tmp_path):
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from spanfirst.serving.log_model import load_from_checkpoint, signature
+    from spanfirst.serving.log_model import load_from_checkpoint
 
     _head_id, model, tok, cfg, labels, _items, _f1, _step = trained
     save_checkpoint(model, tok, cfg, labels, tmp_path / "ckpt")
-    assert [p.name for p in signature("ner", labels).params.params] == ["types"]
+    assert [p.name for p in NerTask.serving().signature(labels).params.params] == ["types"]
     serving = load_from_checkpoint(tmp_path / "ckpt")
     frame = pd.DataFrame({"text": [t for t, _ in TEXTS]})
     out = serving.predict(None, frame, {"types": ["LC"]})

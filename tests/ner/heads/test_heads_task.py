@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from spanfirst.config import ConfigError, RunConfig, apply_overrides, load_config
+from spanfirst.config import ConfigError, NerRunConfig, apply_overrides, load_config
 from spanfirst.ner.task import NerTask
 
 REPO = Path(__file__).resolve().parents[3]
@@ -15,15 +15,15 @@ PEER_HEADS = ["bio", "global_pointer", "efficient_global_pointer", "gliner"]
 
 def test_config_selects_a_head_and_rejects_bad_settings():
     for head in ["span_first", *PEER_HEADS]:
-        assert apply_overrides(RunConfig(), {"model.head": head}).model.head == head
+        assert apply_overrides(NerRunConfig(), {"model.head": head}).model.head == head
     with pytest.raises(ConfigError, match="model.head"):
-        apply_overrides(RunConfig(), {"model.head": "crf"})
+        apply_overrides(NerRunConfig(), {"model.head": "crf"})
     with pytest.raises(ConfigError, match="head_size"):
-        apply_overrides(RunConfig(), {"ner.global_pointer.head_size": 7})
+        apply_overrides(NerRunConfig(), {"ner.global_pointer.head_size": 7})
     with pytest.raises(ConfigError, match="ner.gliner.max_span_widht"):
-        apply_overrides(RunConfig(), {"ner.gliner.max_span_widht": 7})
+        apply_overrides(NerRunConfig(), {"ner.gliner.max_span_widht": 7})
     with pytest.raises(ConfigError, match="NER head"):
-        apply_overrides(RunConfig(), {"task": "re", "model.head": "gliner"})
+        apply_overrides(NerRunConfig(), {"task": "re", "model.head": "gliner"})
 
 
 def make_task(head: str, **overrides) -> NerTask:
@@ -48,7 +48,7 @@ def test_each_head_is_built_evaluated_and_reports_only_what_applies(head):
     flat, report = task.evaluate(preds)
     assert {"strict_f1", "lenient_f1", "baseline_strict_f1"} <= flat.keys()
     assert "length_bin_confusion" not in report  # span-first's length head only
-    assert set(task.confusion_matrices(report)) == {"type_confusion"}
+    assert set(task.confusion_matrices(task.cfg, task.label_info(), report)) == {"type_confusion"}
     if head == "bio":  # no span candidates, and flat output by construction
         assert not {"candidates_per_sentence", "candidate_recall", "nms_overlap_rate"} & flat.keys()
         assert "candidate_recall_ceiling" not in report
@@ -83,4 +83,4 @@ def test_span_first_report_keeps_its_diagnostics():
     with torch.no_grad():
         flat, report = task.evaluate(task.predict(model, dev, list(range(len(dev)))))
     assert {"candidates_per_sentence", "candidate_recall", "nms_overlap_rate"} <= flat.keys()
-    assert set(task.confusion_matrices(report)) == {"length_bin_confusion", "type_confusion"}
+    assert set(task.confusion_matrices(task.cfg, task.label_info(), report)) == {"length_bin_confusion", "type_confusion"}

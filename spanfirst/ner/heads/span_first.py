@@ -7,26 +7,23 @@ with class 0 meaning "no entity". Everything in ``forward`` is batched tensor wo
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spanfirst.config import NerConfig
-from spanfirst.losses import binary_focal_loss, focal_cross_entropy, iou_partial_credit_weights, soft_start_targets
-from spanfirst.ner.candidates import Candidates, generate_candidates, length_to_bin
+from spanfirst.config import NerConfig, RunConfig
+from spanfirst.losses import (
+    binary_focal_loss, focal_cross_entropy, inverse_log_frequency_weights, iou_partial_credit_weights,
+    soft_start_targets,
+)
+from spanfirst.ner.heads.base import NerHead, TrainingSpans
+from spanfirst.ner.candidates import generate_candidates, length_to_bin
+from spanfirst.ner.heads.common import DecodedBatch, GoldSpans
 from spanfirst.ner.nms import Nesting, nms_1d
-
-
-@dataclass
-class GoldSpans:
-    """Flat gold token spans of a batch (end inclusive; type ids start at 1)."""
-
-    batch: Tensor  # (G,)
-    start: Tensor  # (G,)
-    end: Tensor  # (G,)
-    type: Tensor  # (G,)
 
 
 @dataclass
@@ -38,17 +35,6 @@ class SpanFirstOutput:
     start_logits: Tensor  # (B, T)
     length_logits: Tensor  # (B, T, n_bins)
     hidden: Tensor  # (B, T, H)
-
-
-@dataclass
-class DecodedBatch:
-    """What every NER head's ``decode`` returns; the diagnostics a head has no notion of stay None."""
-
-    spans: list[list[tuple[int, int, int, float]]]  # per sentence: (tok_start, tok_end, type_id, score)
-    candidates: Candidates | None = None  # span-first: the spans its type head scored
-    candidates_per_sentence: list[int] | None = None  # spans scored per sentence (None: no span stage, BIO)
-    length_pred: Tensor | None = None  # span-first: (B, T) argmax length bin at every token
-    max_width: int | None = None  # exhaustive heads: every text span up to this many tokens was scored
 
 
 def span_mean(hidden: Tensor, batch: Tensor, start: Tensor, end: Tensor) -> Tensor:
@@ -204,3 +190,47 @@ def _top_per_group(group: Tensor, score: Tensor, k: int, num_groups: int) -> Ten
     mask = torch.zeros_like(group, dtype=torch.bool)
     mask[order] = rank < k
     return mask
+
+
+class SpanFirstHead(NerHead):
+    """The design: start head, length-bin head, type head over dynamic top-k candidates, 1D NMS.
+
+    Its losses are shaped by the training data: length-bin weights ``1/log(1.1 + freq)`` (unless
+    ``ner.length_class_weights`` is given) and, with ``ner.type_class_weights: auto``, type weights
+    with the expected hard negatives counted as class 0; a checkpoint restores them as buffers."""
+
+    name = "span_first"
+
+    @classmethod
+    def build(cls, encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any],
+              training: TrainingSpans | None = None) -> nn.Module:
+        n = len(labels["types"])
+        length_w, type_w = class_weights(cfg.ner, training, n) if training is not None else (None, None)
+        return SpanFirstModel(encoder, n, cfg.ner, cfg.model.dropout, length_w, type_w)
+
+    @classmethod
+    def span_lengths(cls, cfg: RunConfig) -> list[int]:
+        return cfg.ner.candidate_lengths()
+
+    @classmethod
+    def length_bins(cls, cfg: RunConfig) -> list[tuple[int, int]]:
+        return list(cfg.ner.length_bins)
+
+
+def class_weights(ner: NerConfig, training: TrainingSpans, num_types: int) -> tuple[Tensor, Tensor]:
+    """(length-bin weights, type weights with class 0 = no entity) from the training spans."""
+    gold = training.gold
+    if ner.length_class_weights is not None:
+        length_w = torch.tensor(ner.length_class_weights, dtype=torch.float)
+    else:
+        lengths = torch.tensor([e - s + 1 for s, e, _ in gold] or [1])
+        counts = torch.bincount(length_to_bin(lengths, ner.length_bins), minlength=len(ner.length_bins))
+        length_w = inverse_log_frequency_weights(counts)
+    if ner.type_class_weights == "auto":
+        type_counts = Counter(t for _, _, t in gold)
+        counts = torch.tensor([ner.hard_negatives * training.sentences]
+                              + [type_counts.get(i + 1, 0) for i in range(num_types)])
+        type_w = inverse_log_frequency_weights(counts)
+    else:
+        type_w = torch.ones(num_types + 1)
+    return length_w.float(), type_w.float()

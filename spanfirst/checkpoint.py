@@ -1,0 +1,150 @@
+"""The checkpoint: the one place that writes and reads its format.
+
+A checkpoint is a folder that training writes (the best epoch of a run or a trial) and that
+evaluation, prediction, serving and registration read back, without Ray::
+
+    backbone/          encoder + tokenizer (save_pretrained; LoRA merged in)
+    heads.safetensors  every parameter and buffer outside the encoder
+    config.yaml        the resolved run config
+    labels.json        format version, task, and the label info the task needs to decode
+    metrics.json       (optional) the epoch's metrics and evaluation report
+
+Everything else asks :func:`read` for a :class:`Checkpoint`; nobody opens these files directly.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from spanfirst.config import RunConfig, config_from_dict, read_yaml_mapping, save_config
+
+#: Written into labels.json; bumped whenever a reader of older checkpoints would misread them.
+#: 2: one config per task (an RE config has no ``ner`` section nor ``model.head``).
+CHECKPOINT_VERSION = 2
+_REQUIRED = ("backbone", "heads.safetensors", "config.yaml", "labels.json")
+_MANIFEST_KEYS = ("version", "task")
+
+Builder = Callable[[nn.Module, RunConfig, dict[str, Any]], nn.Module]
+
+
+class CheckpointError(ValueError):
+    """A folder that is not a checkpoint this version of spanfirst can read; the message says why."""
+
+
+def is_checkpoint(path: str | Path) -> bool:
+    return (Path(path) / "labels.json").is_file()
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """Strip DDP / torch.compile wrappers so saved keys carry no 'module.' or '_orig_mod.'."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def _plain_encoder(encoder: nn.Module) -> nn.Module:
+    """The encoder with any LoRA adapters merged, leaving the training model untouched."""
+    if hasattr(encoder, "merge_and_unload"):
+        return copy.deepcopy(encoder).merge_and_unload()
+    return encoder
+
+
+def save(model: nn.Module, tokenizer: Any, cfg: RunConfig, labels: dict[str, Any], out: str | Path,
+         metrics: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` (encoder + heads), its tokenizer, config and label info to ``out``."""
+    from safetensors.torch import save_file
+
+    model, out = unwrap(model), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    encoder = _plain_encoder(model.encoder)
+    encoder.save_pretrained(out / "backbone", safe_serialization=True)
+    tokenizer.save_pretrained(out / "backbone")
+    heads = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith("encoder.")}
+    save_file(heads, str(out / "heads.safetensors"))
+    save_config(cfg, out / "config.yaml")
+    clash = [k for k in _MANIFEST_KEYS if k in labels]
+    if clash:
+        raise ValueError(f"label info may not use the reserved keys {clash}")
+    manifest = {"version": CHECKPOINT_VERSION, "task": cfg.task, **labels}
+    (out / "labels.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    if metrics is not None:
+        (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=1), encoding="utf-8")
+    return out
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint folder read and checked: its config, task and label info (weights load on demand)."""
+
+    path: Path
+    cfg: RunConfig
+    task: str
+    labels: dict[str, Any]  # the task's label info (labels.json without version and task)
+
+    @property
+    def backbone_path(self) -> str:
+        return str(self.path / "backbone")
+
+    def metrics(self) -> dict[str, Any]:
+        """The saved epoch metrics and evaluation report ({} when the checkpoint has none)."""
+        f = self.path / "metrics.json"
+        return json.loads(f.read_text(encoding="utf-8")) if f.is_file() else {}
+
+    def load_model(self, build: Builder) -> tuple[nn.Module, Any]:
+        """(model in eval mode, tokenizer): ``build(encoder, cfg, labels)`` gives the skeleton the
+        saved heads load into."""
+        from safetensors.torch import load_file
+
+        from spanfirst.backbone import load_encoder, load_tokenizer
+
+        encoder = load_encoder(self.backbone_path)
+        tokenizer = load_tokenizer(self.backbone_path)
+        model = build(encoder, self.cfg, self.labels)
+        missing, unexpected = model.load_state_dict(load_file(str(self.path / "heads.safetensors")), strict=False)
+        missing = [k for k in missing if not k.startswith("encoder.")]
+        if missing or unexpected:
+            raise CheckpointError(f"{self.path}/heads.safetensors does not fit the model: missing {missing}, "
+                                  f"unexpected {unexpected}")
+        model.eval()
+        return model, tokenizer
+
+
+def read(path: str | Path, task: str | None = None) -> Checkpoint:
+    """The checkpoint at ``path``, its format version checked; ``task``: the task it must be."""
+    path = Path(path)
+    for name in _REQUIRED:
+        if not (path / name).exists():
+            raise CheckpointError(f"{path}: not a spanfirst checkpoint (missing {name})")
+    manifest_file = path / "labels.json"
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{manifest_file}: not valid JSON: {err.msg}") from None
+    version = manifest.get("version")
+    if version != CHECKPOINT_VERSION:
+        if isinstance(version, int) and version > CHECKPOINT_VERSION:
+            hint = "it was written by a newer spanfirst: upgrade spanfirst to read it"
+        else:
+            hint = "it was written by an older spanfirst: retrain, or read it with the spanfirst that wrote it"
+        raise CheckpointError(f"{path}: checkpoint format version {version}, but this spanfirst reads version "
+                              f"{CHECKPOINT_VERSION}; {hint}")
+    found = manifest.get("task")
+    if task is not None and found != task:
+        raise CheckpointError(f"{path}: a '{found}' checkpoint, not a '{task}' one")
+    cfg_file = path / "config.yaml"
+    cfg = config_from_dict(read_yaml_mapping(cfg_file), str(cfg_file))
+    if cfg.task != found:
+        raise CheckpointError(f"{path}: labels.json says task '{found}' but config.yaml says '{cfg.task}'")
+    labels = {k: v for k, v in manifest.items() if k not in _MANIFEST_KEYS}
+    return Checkpoint(path, cfg, found, labels)
