@@ -4,6 +4,7 @@
 ``python pipelines/benchmark.py sweep``  (the quickstart sweep: wall time, per-trial overhead, CPU use)
 ``python pipelines/benchmark.py serve``  (mlflow models serve over HTTP: latency, throughput, NER and RE)
 ``python pipelines/benchmark.py heads [--epochs 4]``  (NER heads side by side, 3 seeds; cost at base size)
+``python pipelines/benchmark.py span-first [--epochs 4]``  (span-first step by step from the design's settings, 3 seeds)
 ``python pipelines/benchmark.py sweep-efficiency``  (KLUE-RE: ASHA / no stopping / Optuna TPE + Hyperband, same budget)
 """
 
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("suite", choices=["ner", "re", "sweep", "serve", "heads", "sweep-efficiency"])
+    ap.add_argument("suite", choices=["ner", "re", "sweep", "serve", "heads", "span-first", "sweep-efficiency"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: 10; heads: 4)")
     ap.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="spanfirst-bench-") as tmp:
         work = args.workdir or Path(tmp)
-        epochs = args.epochs or (4 if args.suite == "heads" else 10)
+        epochs = args.epochs or (4 if args.suite in ("heads", "span-first") else 10)
         if args.suite == "re":
             from spanfirst.bench.re import run as run_re
 
@@ -50,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
             from spanfirst.bench.heads import run as run_heads
 
             body = run_heads(args.data.resolve(), work, epochs=epochs, png=args.doc.parent / "heads_f1_vs_time.png")
+        elif args.suite == "span-first":
+            from spanfirst.bench.span_first import run as run_span_first
+
+            body = run_span_first(args.data.resolve(), work, epochs=epochs)
         elif args.suite == "serve":
             from spanfirst.bench.serve import run as run_serve_bench
 

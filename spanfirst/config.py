@@ -105,9 +105,11 @@ class NerModelConfig(ModelConfig):
 class TopKConfig(Strict):
     """Dynamic number of start candidates: k = min(k_max, max(k_min, ceil(alpha*T) + beta))."""
 
-    k_min: int = Field(4, ge=1)
-    k_max: int = Field(12, ge=1)
-    alpha: float = Field(0.12, ge=0.0)
+    # The design's k = min(12, max(4, ceil(0.12 T) + 2)) left a tenth to a fifth of the gold starts
+    # out of the candidates (docs/benchmarks.md); the defaults take about twice as many.
+    k_min: int = Field(6, ge=1)
+    k_max: int = Field(24, ge=1)
+    alpha: float = Field(0.25, ge=0.0)
     beta: int = Field(2, ge=0)
 
     @model_validator(mode="after")
@@ -149,54 +151,91 @@ class GlinerConfig(Strict):
 
 class NerConfig(Strict):
     # Length bins as inclusive [low, high] token lengths; spans longer than the last bin fall in it.
-    length_bins: list[tuple[int, int]] = Field(default_factory=lambda: [(1, 1), (2, 2), (3, 4), (5, 6)])
-    # The length each bin expands a start candidate into (one per bin).
-    representative_lengths: list[int] = Field(default_factory=lambda: [1, 2, 3, 6])
-    # "representative": each start expands into one span per bin (the design); "all": into every
-    # length the bins cover (1..6 by default), which lifts the candidate recall ceiling to every
-    # gold span no longer than the last bin at ~1.5x the candidates.
-    expand: Literal["representative", "all"] = "representative"
+    # "auto": fitted to the training entities' token lengths (see ``length_coverage``) before
+    # training; the fitted bins are saved in the checkpoint's config.
+    length_bins: list[tuple[int, int]] | Literal["auto"] = "auto"
+    # The length each bin expands a start candidate into with ``expand: representative`` (one per
+    # bin); "auto": each bin's most frequent training length.
+    representative_lengths: list[int] | Literal["auto"] = "auto"
+    # Fitted bins reach the shortest length covering this share of the training entities (the
+    # structural ceiling of the candidates on the training data).
+    length_coverage: float = Field(0.995, gt=0.0, le=1.0)
+    # "all": each start expands into every length up to the last bin's (the candidates can reach
+    # every entity that long); "representative": into one span per bin (the design's original).
+    expand: Literal["representative", "all"] = "all"
+    # What the type head reads of a span: "mean" of its tokens (the design), or "endpoints": its
+    # first and last token states beside the mean, which tells a span from its neighbours one
+    # token longer or shorter.
+    # "pointer": endpoints plus a per-type rotary query.key score of the first and last token.
+    span_representation: Literal["mean", "endpoints", "pointer"] = "pointer"
     top_k: TopKConfig = Field(default_factory=TopKConfig)
     nms_iou: float = Field(0.5, gt=0.0, le=1.0)
     max_outputs: int = Field(10, ge=1)
     nesting: Literal["allow", "partial", "forbid"] = "forbid"
-    score_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    # Keep spans scoring at least this; "auto": chosen on dev after each evaluation (the threshold
+    # that maximises dev strict F1, logged and saved in the checkpoint's config).
+    score_threshold: float | Literal["auto"] = "auto"
     # Losses
     start_focal_gamma: float = Field(2.0, ge=0.0)
-    start_focal_alpha: float = Field(0.25, ge=0.0, le=1.0)
+    start_focal_alpha: float = Field(0.5, ge=0.0, le=1.0)
     soft_start_labels: bool = False
     soft_start_neighbour: float = Field(0.3, ge=0.0, le=1.0)
     # None: w = 1/log(1.1 + freq) from the training data; a list overrides (one weight per bin).
     length_class_weights: list[float] | None = None
     type_label_smoothing: float = Field(0.05, ge=0.0, lt=1.0)
     type_class_weights: Literal["auto", "none"] = "auto"
-    hard_negatives: int = Field(2, ge=0)
+    # Non-entity candidates per sentence the type head learns "no entity" from (the highest start
+    # logits first); 64 is about all of them, which is what it faces at prediction.
+    hard_negatives: int = Field(64, ge=0)
     partial_credit: bool = False
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # start, length, type
     # The other heads (model.head); span-first reads the settings above.
     global_pointer: GlobalPointerConfig = Field(default_factory=GlobalPointerConfig)
     gliner: GlinerConfig = Field(default_factory=GlinerConfig)
 
+    @property
+    def fitted(self) -> bool:
+        """Whether the length bins and representative lengths are concrete (not "auto")."""
+        return self.length_bins != "auto" and self.representative_lengths != "auto"
+
     def candidate_lengths(self) -> list[int]:
         """The span lengths each start candidate expands into."""
+        if not self.fitted:
+            raise ValueError("ner.length_bins / ner.representative_lengths are 'auto': fitted to the training "
+                             "data when the task is built (spanfirst.ner.candidates.fit_length_bins)")
         if self.expand == "all":
             return list(range(1, self.length_bins[-1][1] + 1))
         return list(self.representative_lengths)
 
+    @field_validator("score_threshold")
+    @classmethod
+    def _threshold(cls, v: float | str) -> float | str:
+        if v != "auto" and not 0.0 <= v <= 1.0:
+            raise ValueError(f"score_threshold must be in [0, 1] or 'auto', got {v}")
+        return v
+
     @model_validator(mode="after")
     def _bins(self) -> "NerConfig":
-        prev = 0
-        for low, high in self.length_bins:
-            if low != prev + 1 or high < low:
-                raise ValueError(f"length_bins must be contiguous inclusive ranges from 1, got {self.length_bins}")
-            prev = high
-        if len(self.representative_lengths) != len(self.length_bins):
-            raise ValueError("representative_lengths needs one length per length bin")
-        for (low, high), rep in zip(self.length_bins, self.representative_lengths):
-            if not low <= rep <= high:
-                raise ValueError(f"representative length {rep} lies outside its bin [{low}, {high}]")
-        if self.length_class_weights is not None and len(self.length_class_weights) != len(self.length_bins):
-            raise ValueError("length_class_weights needs one weight per length bin")
+        bins, reps = self.length_bins, self.representative_lengths
+        if bins == "auto" and self.length_class_weights is not None:
+            raise ValueError("length_class_weights needs explicit length_bins (with 'auto' the number of bins "
+                             "is known only once they are fitted to the training data)")
+        if bins != "auto":
+            prev = 0
+            for low, high in bins:
+                if low != prev + 1 or high < low:
+                    raise ValueError(f"length_bins must be contiguous inclusive ranges from 1, got {bins}")
+                prev = high
+            if self.length_class_weights is not None and len(self.length_class_weights) != len(bins):
+                raise ValueError("length_class_weights needs one weight per length bin")
+        if reps != "auto":
+            if bins == "auto":
+                raise ValueError("representative_lengths needs explicit length_bins (or both 'auto')")
+            if len(reps) != len(bins):
+                raise ValueError("representative_lengths needs one length per length bin")
+            for (low, high), rep in zip(bins, reps):
+                if not low <= rep <= high:
+                    raise ValueError(f"representative length {rep} lies outside its bin [{low}, {high}]")
         return self
 
 

@@ -76,6 +76,10 @@ class Task(ABC):
         """What a checkpoint needs besides weights to decode (saved in its labels.json)."""
         return {}
 
+    def checkpoint_config(self) -> RunConfig:
+        """The config a checkpoint saves: this run's, with what was fitted or calibrated on the data."""
+        return self.cfg
+
     # -- batches ------------------------------------------------------------------------------
     @abstractmethod
     def train_items(self) -> list[Any]: ...

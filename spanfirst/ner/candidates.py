@@ -149,3 +149,33 @@ def structural_reach(
         elif sentence_last is not None and int(span[1]) == int(sentence_last[i]) and length <= longest:
             reached += 1
     return reached / len(gold_token_spans)
+
+
+def fit_length_bins(lengths: Sequence[int], coverage: float = 0.995, singletons: int = 4,
+                    growth: float = 1.5) -> tuple[list[tuple[int, int]], list[int]]:
+    """(length bins, representative lengths) fitted to gold span token lengths.
+
+    The last bin ends at the shortest length covering ``coverage`` of the spans, so a start
+    expanded into every length of the bins reaches at least that share of them. Lengths
+    1..``singletons`` get a bin each (most entities are short, and there the length decision is
+    sharp); longer bins widen by ``growth``. A bin's representative length is its most frequent
+    length (the shorter on ties). Without lengths: one bin of length 1."""
+    counts: dict[int, int] = {}
+    for length in lengths:
+        if length >= 1:
+            counts[int(length)] = counts.get(int(length), 0) + 1
+    if not counts:
+        return [(1, 1)], [1]
+    total, covered, top = sum(counts.values()), 0, max(counts)
+    for length in sorted(counts):
+        covered += counts[length]
+        if covered >= coverage * total - 1e-9:
+            top = length
+            break
+    bins, low = [], 1
+    while low <= top:
+        high = low if low <= singletons else min(max(low, int(low * growth) - 1), top)
+        bins.append((low, high))
+        low = high + 1
+    reps = [max(range(lo, hi + 1), key=lambda n: (counts.get(n, 0), -n)) for lo, hi in bins]
+    return bins, reps

@@ -9,11 +9,12 @@ from torch import nn
 
 from spanfirst.backbone import load_tokenizer, resolve_backbone
 from spanfirst.checkpoint import Checkpoint
-from spanfirst.config import RunConfig
+from spanfirst.config import RunConfig, apply_overrides
 from spanfirst.data.alignment import AlignedExample
 from spanfirst.data.readers import label_set, read_ner
 from spanfirst.data.types import Example
 from spanfirst.ner.baseline import DictionaryBaseline
+from spanfirst.ner.calibration import best_threshold
 from spanfirst.ner.candidates import structural_reach
 from spanfirst.ner.evaluation import SentencePrediction, ner_report, summary
 from spanfirst.ner.features import align_examples, collate
@@ -26,6 +27,16 @@ from spanfirst.tasks import Task, TaskServing
 
 def head_of(cfg: RunConfig) -> type[NerHead]:
     return get_head(cfg.model.head)
+
+
+def train_span_lengths(cfg: RunConfig, head: type[NerHead], train: list[Example], types: list[str],
+                       backbone: str) -> list[int]:
+    """Token lengths of the training entities under the run's tokenizer (long texts read as windows)."""
+    tokenizer = load_tokenizer(backbone)
+    head.prepare_tokenizer(tokenizer)
+    windows = TextWindows(tokenizer, cfg.model.max_length, 0) if cfg.data.long_train_texts == "window" else None
+    aligned, _ = align_examples(tokenizer, train, types, cfg.model.max_length, windows=windows)
+    return [e - s + 1 for a in aligned for s, e, _ in a.gold]
 
 
 class NerTask(Task):
@@ -48,9 +59,15 @@ class NerTask(Task):
         else:
             types = list(cfg.data.labels) or label_set(train + dev)
             backbone = resolve_backbone(cfg.model.backbone, cfg.model.tiny, [e.text for e in train])
-        return {"train": train, "dev": dev, "types": types, "backbone_path": backbone}
+        prepared: dict[str, Any] = {"train": train, "dev": dev, "types": types, "backbone_path": backbone}
+        head = head_of(cfg)
+        if head.needs_fitting(cfg):  # once, here: every worker and the checkpoint get the same values
+            prepared["fitted"] = head.fit(cfg, train_span_lengths(cfg, head, train, types, backbone))
+        return prepared
 
     def __init__(self, cfg: RunConfig, prepared: dict[str, Any]) -> None:
+        if prepared.get("fitted"):
+            cfg = apply_overrides(cfg, prepared["fitted"], "fitted to the training data")
         super().__init__(cfg, prepared)
         self.head = head_of(cfg)
         self.types: list[str] = prepared["types"]
@@ -66,9 +83,16 @@ class NerTask(Task):
                                                            windows=self.windows)
         self.baseline = DictionaryBaseline().fit(prepared["train"])
         self._model: nn.Module | None = None  # the model of the last predict(): its merge policy
+        self.calibrated: dict[str, float] = {}  # threshold(s) chosen on dev by the last evaluate()
 
     def label_info(self) -> dict[str, Any]:
         return {"types": self.types, **self.head.label_info(self.tokenizer, self.types)}
+
+    def checkpoint_config(self) -> RunConfig:
+        """With the dev-calibrated threshold (or, never calibrated, the head's fixed fallback)."""
+        pending = self.head.threshold_to_calibrate(self.cfg)
+        values = self.calibrated or ({pending[0]: pending[1]} if pending else {})
+        return apply_overrides(self.cfg, values, "calibrated on dev") if values else self.cfg
 
     @staticmethod
     def build_from_checkpoint(encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any]) -> nn.Module:
@@ -119,6 +143,7 @@ class NerTask(Task):
         gold = [(s, e) for a in self.dev_aligned for s, e, _ in a.gold]
         reach = structural_reach(gold, lengths) if self.dev_aligned and lengths is not None else None
         aligned, merged = self.per_text(predictions)
+        calibration = self.calibrate(merged)
         bins = self.head.length_bins(self.cfg)
         report = ner_report(self.prepared["dev"], aligned, merged, self.types, len(bins) if bins else None, reach,
                             self.baseline, overlap=self.head.overlapping)
@@ -127,7 +152,29 @@ class NerTask(Task):
             report["candidate_recall"] = (sum(p.gold_in_candidates for p in predictions)
                                           / max(sum(len(a.gold) for a in self.dev_aligned), 1))
         report["alignment"] = {"train": self.train_report.as_dict(), "dev": self.dev_report.as_dict()}
-        return summary(report), report
+        if self.prepared.get("fitted"):
+            report["fitted_to_training_data"] = self.prepared["fitted"]
+        flat = summary(report)
+        if calibration:
+            report["calibration"] = calibration
+            flat["calibrated_threshold"] = calibration["threshold"]
+        return flat, report
+
+    def calibrate(self, merged: list[SentencePrediction]) -> dict[str, Any] | None:
+        """Pick the head's pending threshold on dev (strict F1) and drop the spans under it, in place."""
+        pending = self.head.threshold_to_calibrate(self.cfg)
+        if pending is None or not merged:
+            return None
+        key, _fallback = pending
+        gold = [[(s.start, s.end, s.type) for s in ex.entities] for ex in self.prepared["dev"]]
+        preds = sorted(merged, key=lambda p: p.index)
+        threshold, f1 = best_threshold(gold, [p.char_spans for p in preds])
+        for p in merged:
+            keep = [i for i, (_, _, _, sc) in enumerate(p.char_spans) if sc >= threshold]
+            p.char_spans = [p.char_spans[i] for i in keep]
+            p.token_spans = [p.token_spans[i] for i in keep]
+        self.calibrated = {key: threshold}
+        return {"key": key, "threshold": threshold, "dev_strict_f1": f1}
 
     def merge_policy(self) -> tuple[float, str]:
         """How window predictions are settled: the predicting model's own policy."""

@@ -160,7 +160,7 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
         metrics["best_dev_score"] = best
         if improved and rank == 0:
             with tempfile.TemporaryDirectory(prefix="spanfirst-ckpt-") as tmp:
-                ckpt.save(model, task.tokenizer, cfg, task.label_info(), Path(tmp),
+                ckpt.save(model, task.tokenizer, task.checkpoint_config(), task.label_info(), Path(tmp),
                                 metrics={**metrics, "report": full})
                 report(metrics, tmp)
         else:

@@ -31,3 +31,12 @@ def test_longest_match_first_non_overlapping():
 def test_korean_attached_particles():
     b = DictionaryBaseline().fit([Example("김흥국이 왔다", [Span(0, 3, "PS")])])
     assert b.predict("가수 김흥국이 노래했다") == [Span(3, 6, "PS")]
+
+
+def test_forms_mostly_not_entities_in_training_are_filtered_out():
+    train = [Example("Apple pie", [Span(0, 5, "ORG")]), Example("an apple and Apple juice", []),
+             Example("Apple bought Apple", [])] + [Example("Paris is nice", [Span(0, 5, "LOC")])]
+    filtered = DictionaryBaseline().fit(train)  # Apple: 1 of 4 occurrences an entity
+    assert "Apple" not in filtered.lexicon and filtered.lexicon["Paris"] == "LOC"
+    assert DictionaryBaseline(min_precision=0.0).fit(train).lexicon["Apple"] == "ORG"
+    assert DictionaryBaseline(min_precision=0.25).fit(train).lexicon["Apple"] == "ORG"

@@ -12,6 +12,7 @@ from spanfirst.ner.candidates import (
 )
 
 DEFAULT = dict(k_min=4, k_max=12, alpha=0.12, beta=2)
+DESIGN_BINS = [(1, 1), (2, 2), (3, 4), (5, 6)]  # the design note's bins
 
 
 @pytest.mark.parametrize("T,k", [(25, 5), (45, 8), (97, 12)])
@@ -35,7 +36,7 @@ def test_dynamic_k_float_ceil_is_exact():
 
 
 def test_length_to_bin_default_bins():
-    bins = NerConfig().length_bins  # [1], [2], [3-4], [5-6]
+    bins = DESIGN_BINS  # [1], [2], [3-4], [5-6]
     got = length_to_bin(torch.tensor([1, 2, 3, 4, 5, 6, 7, 100]), bins)
     assert got.tolist() == [0, 1, 2, 2, 3, 3, 3, 3]
     assert length_to_bin(torch.tensor([[1, 4], [9, 2]]), bins).tolist() == [[0, 2], [3, 1]]
@@ -81,7 +82,7 @@ def test_generate_candidates_k_is_dynamic_and_capped_by_text_length():
     text_mask[1, 1:3] = True  # 2 text tokens -> k = min(4, 2)
     # sentence 2: no text at all -> no candidates
     logits = torch.randn(3, T)
-    c = generate_candidates(logits, text_mask, TopKConfig(), [1])
+    c = generate_candidates(logits, text_mask, TopKConfig(**DEFAULT), [1])
     counts = torch.bincount(c.batch_index, minlength=3).tolist()
     assert counts == [5, 2, 0]
     best5 = logits[0].masked_fill(~text_mask[0], float("-inf")).topk(5).indices
@@ -92,7 +93,7 @@ def test_generate_candidates_bins_from_actual_length():
     text_mask = torch.tensor([[0, 1, 1, 1, 1, 1, 0]], dtype=torch.bool)
     logits = torch.tensor([[9.0, 0.0, 5.0, 0.0, 0.0, 0.0, 9.0]])
     c = generate_candidates(logits, text_mask, TopKConfig(k_min=1, k_max=1, alpha=0.0, beta=0), [1, 2, 3, 6],
-                            length_bins=NerConfig().length_bins)
+                            length_bins=DESIGN_BINS)
     # start 2, last text token 5: (2, 5) has length 4 -> bin [3-4] rather than the producing bin.
     assert _as_set(c) == {(0, 2, 2, 0), (0, 2, 3, 1), (0, 2, 4, 2), (0, 2, 5, 2)}
 
@@ -123,3 +124,45 @@ def test_structural_reach():
     assert structural_reach([(0, 6)], reps, sentence_last=[6]) == 0.0
     assert structural_reach([(0, 0, 1)], reps) == 1.0  # extra fields (a type) are ignored
     assert structural_reach([], reps) == 0.0
+
+
+def test_fitted_bins_reach_the_training_entities_long_ones_included():
+    import random
+
+    from spanfirst.ner.candidates import fit_length_bins
+
+    rng = random.Random(0)
+    # mostly short entities, a long tail of titles 10-40 tokens long (2% of them)
+    lengths = [rng.choice([1, 1, 2, 2, 2, 3, 3, 4, 5, 6, 7]) for _ in range(980)] + \
+              [rng.randint(10, 40) for _ in range(20)]
+    bins, reps = fit_length_bins(lengths, coverage=0.99)
+    assert bins[0] == (1, 1) and all(lo == prev_hi + 1 for (lo, _), (_, prev_hi) in zip(bins[1:], bins))
+    reach = structural_reach([(0, n - 1) for n in lengths], range(1, bins[-1][1] + 1))  # expand: all
+    assert reach >= 0.99 and bins[-1][1] >= 10  # the titles the data has are reachable
+    assert all(lo <= r <= hi for (lo, hi), r in zip(bins, reps))
+    assert reps[:4] == [1, 2, 3, 4]
+    assert fit_length_bins(lengths, coverage=1.0)[0][-1][1] == max(lengths)
+    assert fit_length_bins([]) == ([(1, 1)], [1])
+
+
+def test_task_fits_auto_bins_once_in_the_driver_and_saves_them(tiny_backbone, tmp_path):
+    import json
+
+    from spanfirst.config import NerRunConfig, apply_overrides
+    from spanfirst.ner.task import NerTask
+
+    data = tmp_path / "d.jsonl"
+    rows = [("서울 에서 만났다 .", "서울"), ("아주 긴 이름 의 영화 제목 이다 .", "아주 긴 이름 의 영화 제목")] * 3
+    data.write_text("".join(json.dumps({"text": t, "entities": [{"start": t.index(w), "end": t.index(w) + len(w),
+                                                                 "type": "X"}]}, ensure_ascii=False) + "\n"
+                            for t, w in rows), encoding="utf-8")
+    cfg = apply_overrides(NerRunConfig(), {"model.backbone": str(tiny_backbone), "data.train": str(data),
+                                           "data.dev": str(data), "ner.length_coverage": 1.0})
+    assert cfg.ner.length_bins == "auto"
+    prepared = NerTask.prepare(cfg)
+    task = NerTask(cfg, prepared)
+    longest = max(e - s + 1 for it in task.train_items() for s, e, _ in it.gold)
+    assert task.cfg.ner.fitted and task.cfg.ner.length_bins[-1][1] == longest > 6
+    assert task.head.span_lengths(task.cfg) == list(range(1, longest + 1))  # expand: all by default
+    with pytest.raises(ValueError, match="length_class_weights"):
+        NerTask.prepare(apply_overrides(cfg, {"ner.length_class_weights": [1.0, 2.0]}))

@@ -20,6 +20,7 @@ TEXTS = [
     ("John Smith visited Paris with Acme Corp in May 2023.", [("John Smith", "PS"), ("Paris", "LC"), ("Acme Corp", "OG")]),
 ]
 TYPES = ["DT", "LC", "OG", "PS", "TI"]
+DESIGN_BINS = [(1, 1), (2, 2), (3, 4), (5, 6)]  # the design note's bins
 
 
 def examples() -> list[Example]:
@@ -50,7 +51,7 @@ def model_and_items(tiny_backbone):
     tok = load_tokenizer(str(tiny_backbone))
     items, report = align_examples(tok, examples(), TYPES, 64)
     assert report.aligned == report.entities == 9
-    cfg = NerConfig(score_threshold=0.3, hard_negatives=2)
+    cfg = NerConfig(score_threshold=0.3, hard_negatives=2, length_bins=DESIGN_BINS, representative_lengths=[1, 2, 3, 6])
     model = SpanFirstModel(load_encoder(str(tiny_backbone)), len(TYPES), cfg, dropout=0.0)
     return model, tok, items
 
@@ -73,7 +74,7 @@ def test_overfits_a_handful_of_sentences(model_and_items, options):
     # one length bin per token length, so every gold span is reachable: F1 = 1.0 is possible
     longest = max(e - s + 1 for it in items for s, e, _ in it.gold)
     bins = [(n, n) for n in range(1, longest + 1)]
-    cfg = NerConfig(length_bins=bins, representative_lengths=list(range(1, longest + 1)), **options)
+    cfg = NerConfig(length_bins=bins, representative_lengths=list(range(1, longest + 1)), score_threshold=0.3, **options)
     model = SpanFirstModel(model.encoder, len(TYPES), cfg, dropout=0.0)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     batch = collate(items, tok.pad_token_id)
@@ -97,7 +98,9 @@ def test_checkpoint_reloads_and_predicts_the_same(model_and_items, tmp_path):
         model(**batch).loss.backward()
         opt.step()
     model.eval()
-    cfg = apply_overrides(NerRunConfig(), {"model.dropout": 0.0, "ner.score_threshold": 0.0})
+    cfg = apply_overrides(NerRunConfig(), {"model.dropout": 0.0, "ner.score_threshold": 0.0,
+                                           "ner.length_bins": [list(b) for b in DESIGN_BINS],
+                                           "ner.representative_lengths": [1, 2, 3, 6]})
     model.cfg = cfg.ner
     save_checkpoint(model, tok, cfg, {"types": TYPES}, tmp_path / "ckpt")
     texts = [t for t, _ in TEXTS]
@@ -105,3 +108,21 @@ def test_checkpoint_reloads_and_predicts_the_same(model_and_items, tmp_path):
     after = NerPredictor.load(tmp_path / "ckpt").predict(texts)
     assert before == after
     assert any(after)  # threshold 0: something is predicted for every text
+
+
+@pytest.mark.parametrize("representation", ["mean", "endpoints", "pointer"])
+def test_each_span_representation_trains_and_decodes(model_and_items, representation):
+    model, tok, items = model_and_items
+    cfg = NerConfig(length_bins=DESIGN_BINS, representative_lengths=[1, 2, 3, 6], span_representation=representation)
+    torch.manual_seed(0)
+    model = SpanFirstModel(model.encoder, len(TYPES), cfg, dropout=0.0)
+    batch = collate(items, tok.pad_token_id)
+    out = model(**batch)
+    out.type_loss.backward()
+    assert torch.isfinite(out.loss)
+    for head in model.heads()[2:]:  # the type head (and the pointer) learn from the type loss
+        assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
+    width = {"mean": 1, "endpoints": 3, "pointer": 3}[representation] * model.encoder.config.hidden_size
+    assert model.type_head.in_features == width and (model.pointer is not None) == (representation == "pointer")
+    dec = model.eval().decode(batch["input_ids"], batch["attention_mask"], batch["text_mask"])
+    assert len(dec.spans) == len(items) and all(0.0 <= sc <= 1.0 for sp in dec.spans for *_, sc in sp)

@@ -42,6 +42,9 @@ def test_ray_train_run_learns(trained):
     assert best["dev_strict_f1"] > 0.2, best
     assert 0 < best["dev_candidate_recall"] <= 1 and best["dev_candidates_per_sentence"] > 0
     assert "dev_baseline_strict_f1" in best
+    saved = load_config(result.best_dir / "config.yaml")  # what was fitted and calibrated is saved
+    assert saved.ner.fitted and isinstance(saved.ner.score_threshold, float)
+    assert saved.ner.score_threshold == pytest.approx(best["dev_calibrated_threshold"])
 
 
 def test_checkpoint_reloads_and_predicts_what_the_run_evaluated(trained, tmp_path):

@@ -94,7 +94,8 @@ def predictor(tiny_backbone):
     from spanfirst.ner.predictor import NerPredictor
 
     cfg = apply_overrides(NerRunConfig(), {"model.backbone": str(tiny_backbone), "model.max_length": 24,
-                                        "ner.score_threshold": 0.0})
+                                        "ner.score_threshold": 0.0, "ner.length_bins": [[1, 1], [2, 2], [3, 6]],
+                                        "ner.representative_lengths": [1, 2, 3]})
     torch.manual_seed(0)  # an untrained model: its heads' initialisation must not depend on the tests run before
     model = SpanFirstModel(load_encoder(str(tiny_backbone)), 2, cfg.ner, 0.0).eval()
     return NerPredictor(model, load_tokenizer(str(tiny_backbone)), cfg, {"types": ["LC", "PS"]})

@@ -45,7 +45,7 @@ space:
   ner.start_focal_alpha: {quniform: [0.1, 0.9, 0.1]}
   ner.top_k.beta: {randint: [0, 4]}
   model.dropout: {grid: [0.0, 0.1]}
-  ner.length_class_weights: {choice: [null, [1.0, 1.0, 2.0, 3.0]]}
+  ner.loss_weights: {choice: [[1.0, 1.0, 1.0], [1.0, 1.0, 2.0]]}
 """)
     space = load_space(path)
     tune_space = space.tune_space()
@@ -61,7 +61,7 @@ space:
     ri = tune_space["ner.top_k.beta"]
     assert isinstance(ri, sample.Integer) and (ri.lower, ri.upper) == (0, 4)
     assert tune_space["model.dropout"] == {"grid_search": [0.0, 0.1]}
-    assert tune_space["ner.length_class_weights"].categories == [None, [1.0, 1.0, 2.0, 3.0]]
+    assert tune_space["ner.loss_weights"].categories == [[1.0, 1.0, 1.0], [1.0, 1.0, 2.0]]
     # the sweep's own settings reach every trial's base config
     assert space.base.train.epochs == 3 and space.base.train.num_workers == 2
     assert space.experiment == "spanfirst-space" and space.registered_model == "spanfirst-ner"

@@ -141,7 +141,9 @@ def ner_checkpoint(tiny_backbone, tmp_path) -> Path:
     from spanfirst.ner.heads.span_first import SpanFirstModel
     from spanfirst.checkpoint import save as save_checkpoint
 
-    cfg = apply_overrides(NerRunConfig(), {"model.backbone": str(tiny_backbone), "ner.score_threshold": 0.0})
+    cfg = apply_overrides(NerRunConfig(), {"model.backbone": str(tiny_backbone), "ner.score_threshold": 0.0,
+                                           "ner.length_bins": [[1, 1], [2, 2], [3, 4], [5, 6]],
+                                           "ner.representative_lengths": [1, 2, 3, 6]})
     types = ["LC", "PS"]
     model = SpanFirstModel(load_encoder(str(tiny_backbone)), len(types), cfg.ner, 0.0)
     return save_checkpoint(model, load_tokenizer(str(tiny_backbone)), cfg, {"types": types}, tmp_path / "ckpt",

@@ -56,6 +56,23 @@ class NerHead(ABC):
         return None
 
     @classmethod
+    def threshold_to_calibrate(cls, cfg: RunConfig) -> tuple[str, float] | None:
+        """(config key, value without a dev set) of a decision threshold the head leaves to dev
+        calibration (the model then keeps every span and the task picks the threshold); None: none."""
+        return None
+
+    @classmethod
+    def needs_fitting(cls, cfg: RunConfig) -> bool:
+        """Whether settings are left to :meth:`fit` (e.g. ``ner.length_bins: auto``)."""
+        return False
+
+    @classmethod
+    def fit(cls, cfg: RunConfig, lengths: Sequence[int]) -> dict[str, Any]:
+        """Config overrides fitted to the training entities' token lengths (once, in the driver;
+        the fitted config is what checkpoints save)."""
+        return {}
+
+    @classmethod
     def prepare_tokenizer(cls, tokenizer: Any) -> None:
         """Add the tokens the head needs (saved with the checkpoint's tokenizer)."""
 

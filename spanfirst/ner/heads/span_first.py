@@ -8,6 +8,7 @@ with class 0 meaning "no entity". Everything in ``forward`` is batched tensor wo
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +22,9 @@ from spanfirst.losses import (
     soft_start_targets,
 )
 from spanfirst.ner.heads.base import NerHead, TrainingSpans
-from spanfirst.ner.candidates import generate_candidates, length_to_bin
+from spanfirst.ner.candidates import fit_length_bins, generate_candidates, length_to_bin
 from spanfirst.ner.heads.common import DecodedBatch, GoldSpans
+from spanfirst.ner.heads.rotary import rotary
 from spanfirst.ner.nms import Nesting, nms_1d
 
 
@@ -35,6 +37,9 @@ class SpanFirstOutput:
     start_logits: Tensor  # (B, T)
     length_logits: Tensor  # (B, T, n_bins)
     hidden: Tensor  # (B, T, H)
+
+
+POINTER_SIZE = 64  # query/key size of span_representation: pointer (GlobalPointer's default)
 
 
 def span_mean(hidden: Tensor, batch: Tensor, start: Tensor, end: Tensor) -> Tensor:
@@ -55,6 +60,9 @@ class SpanFirstModel(nn.Module):
         type_weights: Tensor | None = None,
     ) -> None:
         super().__init__()
+        if not cfg.fitted:
+            raise ValueError("SpanFirstModel needs concrete ner.length_bins and ner.representative_lengths, "
+                             "not 'auto' (NerTask fits them to the training data)")
         hidden = encoder.config.hidden_size
         self.encoder = encoder
         self.cfg = cfg
@@ -62,12 +70,16 @@ class SpanFirstModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.start_head = nn.Linear(hidden, 1)
         self.length_head = nn.Linear(hidden, len(cfg.length_bins))
-        self.type_head = nn.Linear(hidden, num_types + 1)  # class 0: no entity
+        # class 0: no entity; "endpoints" reads the first and last token beside the mean
+        self.type_head = nn.Linear(hidden * (1 if cfg.span_representation == "mean" else 3), num_types + 1)
+        # "pointer": per type, a rotary query at the first token meets a key at the last (as in
+        # GlobalPointer), added to the type logits of the endpoint features
+        self.pointer = nn.Linear(hidden, num_types * 2 * POINTER_SIZE) if cfg.span_representation == "pointer" else None
         self.register_buffer("length_weights", length_weights if length_weights is not None else torch.ones(len(cfg.length_bins)))
         self.register_buffer("type_weights", type_weights if type_weights is not None else torch.ones(num_types + 1))
 
     def heads(self) -> list[nn.Module]:
-        return [self.start_head, self.length_head, self.type_head]
+        return [self.start_head, self.length_head, self.type_head] + ([self.pointer] if self.pointer is not None else [])
 
     @property
     def longest_span(self) -> int:
@@ -78,6 +90,24 @@ class SpanFirstModel(nn.Module):
     def merge_policy(self) -> tuple[float, Nesting]:
         """(IoU threshold, nesting) for settling spans of neighbouring windows: the model's own NMS."""
         return self.cfg.nms_iou, self.cfg.nesting
+
+    def span_features(self, hidden: Tensor, batch: Tensor, start: Tensor, end: Tensor) -> Tensor:
+        """What the type head reads of each span: its mean, or [first; last; mean]."""
+        mean = span_mean(hidden, batch, start, end)
+        if self.cfg.span_representation == "mean":
+            return mean
+        return torch.cat([hidden[batch, start], hidden[batch, end], mean], dim=-1)
+
+    def type_logits(self, hidden: Tensor, batch: Tensor, start: Tensor, end: Tensor) -> Tensor:
+        """(N, K+1) type logits of the spans (class 0: no entity)."""
+        logits = self.type_head(self.span_features(hidden, batch, start, end))
+        if self.pointer is None:
+            return logits
+        B, T, _ = hidden.shape
+        qk = self.pointer(hidden).view(B, T, self.num_types, 2, POINTER_SIZE)
+        q, k = rotary(qk[..., 0, :]), rotary(qk[..., 1, :])  # (B, T, K, D)
+        pointer = (q[batch, start] * k[batch, end]).sum(-1) / POINTER_SIZE**0.5  # (N, K)
+        return torch.cat([logits[:, :1], logits[:, 1:] + pointer.to(logits.dtype)], dim=-1)
 
     def encode(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -145,7 +175,7 @@ class SpanFirstModel(nn.Module):
         )])
         if batch.numel() == 0:
             return hidden.sum() * 0.0
-        logits = self.type_head(span_mean(hidden, batch, start, end))  # (S, K+1)
+        logits = self.type_logits(hidden, batch, start, end)  # (S, K+1)
         return focal_cross_entropy(
             logits, labels, label_smoothing=cfg.type_label_smoothing, class_weights=self.type_weights,
             sample_weights=sample_w,
@@ -161,16 +191,18 @@ class SpanFirstModel(nn.Module):
         b, s, e = cands.batch_index, cands.start, cands.end
         p_start = torch.sigmoid(out.start_logits[b, s])
         p_len = torch.softmax(out.length_logits[b, s].float(), dim=-1).gather(1, cands.bin.unsqueeze(1)).squeeze(1)
-        type_probs = torch.softmax(self.type_head(span_mean(out.hidden, b, s, e)).float(), dim=-1)
+        type_probs = torch.softmax(self.type_logits(out.hidden, b, s, e).float(), dim=-1)
         p_type, type_id = type_probs[:, 1:].max(dim=-1)
         score = (p_start.float() * p_len * p_type).cpu()
         type_id = (type_id + 1).cpu()
         b, s, e = b.cpu(), s.cpu(), e.cpu()
         B = input_ids.shape[0]
+        # "auto": every candidate goes through NMS; the task picks the threshold on dev
+        threshold = 0.0 if cfg.score_threshold == "auto" else cfg.score_threshold
         spans: list[list[tuple[int, int, int, float]]] = [[] for _ in range(B)]
         counts = torch.bincount(b, minlength=B).tolist()
         for i in range(B):  # post-processing over a handful of candidates per sentence
-            idx = ((b == i) & (score >= cfg.score_threshold)).nonzero().squeeze(1)
+            idx = ((b == i) & (score >= threshold)).nonzero().squeeze(1)
             if idx.numel() == 0:
                 continue
             keep = nms_1d(s[idx], e[idx], score[idx], cfg.nms_iou, cfg.max_outputs, cfg.nesting)
@@ -211,6 +243,28 @@ class SpanFirstHead(NerHead):
     @classmethod
     def span_lengths(cls, cfg: RunConfig) -> list[int]:
         return cfg.ner.candidate_lengths()
+
+    @classmethod
+    def needs_fitting(cls, cfg: RunConfig) -> bool:
+        return not cfg.ner.fitted
+
+    @classmethod
+    def threshold_to_calibrate(cls, cfg: RunConfig) -> tuple[str, float] | None:
+        return ("ner.score_threshold", 0.3) if cfg.ner.score_threshold == "auto" else None
+
+    @classmethod
+    def fit(cls, cfg: RunConfig, lengths: Sequence[int]) -> dict[str, Any]:
+        """``auto`` length bins from the training lengths (:func:`fit_length_bins`); ``auto``
+        representative lengths: each bin's most frequent training length."""
+        ner = cfg.ner
+        bins, reps = fit_length_bins(lengths, ner.length_coverage)
+        if ner.length_bins != "auto":
+            bins = [tuple(b) for b in ner.length_bins]
+            reps = [max(range(lo, hi + 1), key=lambda n: (sum(1 for x in lengths if x == n), -n)) for lo, hi in bins]
+        out: dict[str, Any] = {"ner.representative_lengths": reps}
+        if ner.length_bins == "auto":
+            out["ner.length_bins"] = [list(b) for b in bins]
+        return out
 
     @classmethod
     def length_bins(cls, cfg: RunConfig) -> list[tuple[int, int]]:

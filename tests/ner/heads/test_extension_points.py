@@ -146,7 +146,8 @@ def test_a_checkpoint_of_another_format_version_names_both_versions(tiny_backbon
     from spanfirst.backbone import load_encoder, load_tokenizer
     from spanfirst.ner.heads.span_first import SpanFirstModel
 
-    cfg = apply_overrides(NerRunConfig(), {"model.backbone": str(tiny_backbone)})
+    cfg = apply_overrides(NerRunConfig(), {"model.backbone": str(tiny_backbone), "ner.length_bins": [[1, 1], [2, 3]],
+                                           "ner.representative_lengths": [1, 2]})
     model = SpanFirstModel(load_encoder(str(tiny_backbone)), 2, cfg.ner)
     out = checkpoint.save(model, load_tokenizer(str(tiny_backbone)), cfg, {"types": ["A", "B"]}, tmp_path / "ckpt")
     assert checkpoint.read(out, task="ner").labels == {"types": ["A", "B"]}
