@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from spanfirst.config import NerConfig, TopKConfig
+from spanfirst.config import TopKConfig
 from spanfirst.ner.candidates import (
     Candidates,
     candidate_recall,
