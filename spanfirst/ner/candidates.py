@@ -7,6 +7,7 @@ with ``end`` inclusive. Everything here is batched tensor work (no per-sentence 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -151,6 +152,13 @@ def structural_reach(
     return reached / len(gold_token_spans)
 
 
+def bin_modes(lengths: Sequence[int], bins: Sequence[tuple[int, int]]) -> list[int]:
+    """Each bin's most frequent length among ``lengths`` (the shorter on ties; the bin's low end
+    when none falls in it): the representative lengths of those bins."""
+    counts = Counter(int(n) for n in lengths)
+    return [max(range(lo, hi + 1), key=lambda n: (counts.get(n, 0), -n)) for lo, hi in bins]
+
+
 def fit_length_bins(lengths: Sequence[int], coverage: float = 0.995, singletons: int = 4,
                     growth: float = 1.5) -> tuple[list[tuple[int, int]], list[int]]:
     """(length bins, representative lengths) fitted to gold span token lengths.
@@ -160,10 +168,7 @@ def fit_length_bins(lengths: Sequence[int], coverage: float = 0.995, singletons:
     1..``singletons`` get a bin each (most entities are short, and there the length decision is
     sharp); longer bins widen by ``growth``. A bin's representative length is its most frequent
     length (the shorter on ties). Without lengths: one bin of length 1."""
-    counts: dict[int, int] = {}
-    for length in lengths:
-        if length >= 1:
-            counts[int(length)] = counts.get(int(length), 0) + 1
+    counts = Counter(int(n) for n in lengths if n >= 1)
     if not counts:
         return [(1, 1)], [1]
     total, covered, top = sum(counts.values()), 0, max(counts)
@@ -177,5 +182,4 @@ def fit_length_bins(lengths: Sequence[int], coverage: float = 0.995, singletons:
         high = low if low <= singletons else min(max(low, int(low * growth) - 1), top)
         bins.append((low, high))
         low = high + 1
-    reps = [max(range(lo, hi + 1), key=lambda n: (counts.get(n, 0), -n)) for lo, hi in bins]
-    return bins, reps
+    return bins, bin_modes(lengths, bins)

@@ -48,10 +48,19 @@ class GlobalPointerScorer(nn.Module):
         self.num_types, self.head_size = num_types, head_size
         self.proj = nn.Linear(hidden, num_types * 2 * head_size)
 
-    def forward(self, h: Tensor) -> Tensor:
+    def query_key(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """Rotated per-type queries and keys, each (B, T, K, D)."""
         B, T, _ = h.shape
         qk = self.proj(h).view(B, T, self.num_types, 2, self.head_size)
-        q, k = rotary(qk[..., 0, :]), rotary(qk[..., 1, :])  # (B, T, K, D)
+        return rotary(qk[..., 0, :]), rotary(qk[..., 1, :])
+
+    def score_spans(self, h: Tensor, batch: Tensor, start: Tensor, end: Tensor) -> Tensor:
+        """(N, K) scores of the listed spans only (no (T, T) grid)."""
+        q, k = self.query_key(h)
+        return (q[batch, start] * k[batch, end]).sum(-1) / self.head_size**0.5
+
+    def forward(self, h: Tensor) -> Tensor:
+        q, k = self.query_key(h)
         return torch.einsum("bikd,bjkd->bkij", q, k) / self.head_size**0.5
 
 

@@ -1,8 +1,9 @@
 """The span-first NER model: encoder + start head + length-bin head + type head.
 
-Training and inference share one candidate generator (dynamic top-k starts expanded by
-the representative length of each bin); the type head scores mean-pooled candidate spans
-with class 0 meaning "no entity". Everything in ``forward`` is batched tensor work.
+Training and inference share one candidate generator (dynamic top-k starts expanded into every
+length of the bins, or one representative length per bin); the type head scores each candidate
+from its first, last and mean token states (``ner.span_representation``), class 0 meaning "no
+entity". Everything in ``forward`` is batched tensor work.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from spanfirst.losses import (
     soft_start_targets,
 )
 from spanfirst.ner.heads.base import NerHead, TrainingSpans
-from spanfirst.ner.candidates import fit_length_bins, generate_candidates, length_to_bin
+from spanfirst.ner.candidates import bin_modes, fit_length_bins, generate_candidates, length_to_bin
 from spanfirst.ner.heads.common import DecodedBatch, GoldSpans
-from spanfirst.ner.heads.rotary import rotary
+from spanfirst.ner.heads.global_pointer import GlobalPointerScorer
 from spanfirst.ner.nms import Nesting, nms_1d
 
 
@@ -74,12 +75,13 @@ class SpanFirstModel(nn.Module):
         self.type_head = nn.Linear(hidden * (1 if cfg.span_representation == "mean" else 3), num_types + 1)
         # "pointer": per type, a rotary query at the first token meets a key at the last (as in
         # GlobalPointer), added to the type logits of the endpoint features
-        self.pointer = nn.Linear(hidden, num_types * 2 * POINTER_SIZE) if cfg.span_representation == "pointer" else None
+        self.pointer = (GlobalPointerScorer(hidden, num_types, POINTER_SIZE)
+                        if cfg.span_representation == "pointer" else None)
         self.register_buffer("length_weights", length_weights if length_weights is not None else torch.ones(len(cfg.length_bins)))
         self.register_buffer("type_weights", type_weights if type_weights is not None else torch.ones(num_types + 1))
 
     def heads(self) -> list[nn.Module]:
-        return [self.start_head, self.length_head, self.type_head] + ([self.pointer] if self.pointer is not None else [])
+        return [self.start_head, self.length_head, self.type_head] + ([self.pointer.proj] if self.pointer is not None else [])
 
     @property
     def longest_span(self) -> int:
@@ -103,10 +105,7 @@ class SpanFirstModel(nn.Module):
         logits = self.type_head(self.span_features(hidden, batch, start, end))
         if self.pointer is None:
             return logits
-        B, T, _ = hidden.shape
-        qk = self.pointer(hidden).view(B, T, self.num_types, 2, POINTER_SIZE)
-        q, k = rotary(qk[..., 0, :]), rotary(qk[..., 1, :])  # (B, T, K, D)
-        pointer = (q[batch, start] * k[batch, end]).sum(-1) / POINTER_SIZE**0.5  # (N, K)
+        pointer = self.pointer.score_spans(hidden, batch, start, end)  # (N, K)
         return torch.cat([logits[:, :1], logits[:, 1:] + pointer.to(logits.dtype)], dim=-1)
 
     def encode(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
@@ -257,14 +256,10 @@ class SpanFirstHead(NerHead):
         """``auto`` length bins from the training lengths (:func:`fit_length_bins`); ``auto``
         representative lengths: each bin's most frequent training length."""
         ner = cfg.ner
-        bins, reps = fit_length_bins(lengths, ner.length_coverage)
         if ner.length_bins != "auto":
-            bins = [tuple(b) for b in ner.length_bins]
-            reps = [max(range(lo, hi + 1), key=lambda n: (sum(1 for x in lengths if x == n), -n)) for lo, hi in bins]
-        out: dict[str, Any] = {"ner.representative_lengths": reps}
-        if ner.length_bins == "auto":
-            out["ner.length_bins"] = [list(b) for b in bins]
-        return out
+            return {"ner.representative_lengths": bin_modes(lengths, ner.length_bins)}
+        bins, reps = fit_length_bins(lengths, ner.length_coverage)
+        return {"ner.representative_lengths": reps, "ner.length_bins": [list(b) for b in bins]}
 
     @classmethod
     def length_bins(cls, cfg: RunConfig) -> list[tuple[int, int]]:
