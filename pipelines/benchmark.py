@@ -5,6 +5,7 @@
 ``python pipelines/benchmark.py serve``  (mlflow models serve over HTTP: latency, throughput, NER and RE)
 ``python pipelines/benchmark.py heads [--epochs 4]``  (NER heads side by side, 3 seeds; cost at base size)
 ``python pipelines/benchmark.py span-first [--epochs 4]``  (span-first step by step from the design's settings, 3 seeds)
+``python pipelines/benchmark.py heads-wnut17``  (WNUT-17 with MiniLM, the `bench` extra: heads with swept lr, 3 seeds, dev and test)
 ``python pipelines/benchmark.py sweep-efficiency``  (KLUE-RE: ASHA / no stopping / Optuna TPE + Hyperband, same budget)
 """
 
@@ -22,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("suite", choices=["ner", "re", "sweep", "serve", "heads", "span-first", "sweep-efficiency"])
+    ap.add_argument("suite", choices=["ner", "re", "sweep", "serve", "heads", "heads-wnut17", "span-first",
+                                       "sweep-efficiency"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: 10; heads: 4)")
     ap.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -51,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             from spanfirst.bench.heads import run as run_heads
 
             body = run_heads(args.data.resolve(), work, epochs=epochs, png=args.doc.parent / "heads_f1_vs_time.png")
+        elif args.suite == "heads-wnut17":
+            from spanfirst.bench.heads_wnut import run as run_heads_wnut
+
+            body = run_heads_wnut(args.data.resolve(), work)
         elif args.suite == "span-first":
             from spanfirst.bench.span_first import run as run_span_first
 

@@ -168,6 +168,10 @@ class NerConfig(Strict):
     # token longer or shorter.
     # "pointer": endpoints plus a per-type rotary query.key score of the first and last token.
     span_representation: Literal["mean", "endpoints", "pointer"] = "pointer"
+    # How a candidate gets its type: "softmax" over the types and "no entity" (the design; class
+    # weights and label smoothing apply), or "multilabel": one sigmoid per type trained with
+    # GlobalPointer's multi-label loss over the sentence's candidates, scored by that sigmoid alone.
+    type_decision: Literal["softmax", "multilabel"] = "softmax"
     top_k: TopKConfig = Field(default_factory=TopKConfig)
     nms_iou: float = Field(0.5, gt=0.0, le=1.0)
     max_outputs: int = Field(10, ge=1)

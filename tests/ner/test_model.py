@@ -68,7 +68,8 @@ def test_forward_loss_is_finite_and_reaches_every_head(model_and_items):
         assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("options", [{}, {"soft_start_labels": True, "partial_credit": True}])
+@pytest.mark.parametrize("options", [{}, {"soft_start_labels": True, "partial_credit": True},
+                                     {"type_decision": "multilabel"}])
 def test_overfits_a_handful_of_sentences(model_and_items, options):
     model, tok, items = model_and_items
     # one length bin per token length, so every gold span is reachable: F1 = 1.0 is possible
@@ -126,3 +127,38 @@ def test_each_span_representation_trains_and_decodes(model_and_items, representa
     assert model.type_head.in_features == width and (model.pointer is not None) == (representation == "pointer")
     dec = model.eval().decode(batch["input_ids"], batch["attention_mask"], batch["text_mask"])
     assert len(dec.spans) == len(items) and all(0.0 <= sc <= 1.0 for sp in dec.spans for *_, sc in sp)
+
+
+def test_multilabel_type_loss_is_globalpointers_loss_over_gold_and_candidates(model_and_items):
+    """The multilabel loss, recomputed by hand: per (sentence, type), log(1 + sum over non-gold
+    rows of e^s) + log(1 + sum over gold rows of e^-s), the rows being the distinct gold spans and
+    candidates of the sentence."""
+    from spanfirst.ner.candidates import generate_candidates
+    from spanfirst.ner.heads.common import GoldSpans
+
+    model, tok, items = model_and_items
+    cfg = NerConfig(length_bins=DESIGN_BINS, representative_lengths=[1, 2, 3, 6], type_decision="multilabel",
+                    hard_negatives=1000)
+    torch.manual_seed(0)
+    model = SpanFirstModel(model.encoder, len(TYPES), cfg, dropout=0.0).eval()
+    batch = collate(items, tok.pad_token_id)
+    out = model(**batch)
+    gold: GoldSpans = batch["gold"]
+    cands = generate_candidates(out.start_logits, batch["text_mask"].bool(), cfg.top_k, cfg.candidate_lengths(),
+                                cfg.length_bins)
+    losses = []
+    for i in range(len(items)):
+        rows = {(int(s), int(e)) for b, s, e in zip(gold.batch, gold.start, gold.end) if b == i}
+        rows |= {(int(s), int(e)) for b, s, e in zip(cands.batch_index, cands.start, cands.end) if b == i}
+        rows = sorted(rows)
+        pos = {(int(s), int(e), int(t)) for b, s, e, t in zip(gold.batch, gold.start, gold.end, gold.type) if b == i}
+        logits = model.type_logits(out.hidden, torch.full((len(rows),), i), torch.tensor([s for s, _ in rows]),
+                                   torch.tensor([e for _, e in rows]))
+        for k in range(len(TYPES)):
+            is_pos = torch.tensor([(s, e, k + 1) in pos for s, e in rows])
+            s_k = logits[:, k]
+            neg = torch.logsumexp(torch.cat([s_k[~is_pos], torch.zeros(1)]), 0)
+            poss = torch.logsumexp(torch.cat([-s_k[is_pos], torch.zeros(1)]), 0)
+            losses.append(neg + poss)
+    assert torch.allclose(out.type_loss, torch.stack(losses).mean(), atol=1e-5)
+    assert model.type_head.out_features == len(TYPES)  # no "no entity" class

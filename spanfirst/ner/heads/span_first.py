@@ -25,7 +25,7 @@ from spanfirst.losses import (
 from spanfirst.ner.heads.base import NerHead, TrainingSpans
 from spanfirst.ner.candidates import bin_modes, fit_length_bins, generate_candidates, length_to_bin
 from spanfirst.ner.heads.common import DecodedBatch, GoldSpans
-from spanfirst.ner.heads.global_pointer import GlobalPointerScorer
+from spanfirst.ner.heads.global_pointer import GlobalPointerScorer, multilabel_crossentropy
 from spanfirst.ner.nms import Nesting, nms_1d
 
 
@@ -71,8 +71,11 @@ class SpanFirstModel(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.start_head = nn.Linear(hidden, 1)
         self.length_head = nn.Linear(hidden, len(cfg.length_bins))
-        # class 0: no entity; "endpoints" reads the first and last token beside the mean
-        self.type_head = nn.Linear(hidden * (1 if cfg.span_representation == "mean" else 3), num_types + 1)
+        # softmax: class 0 is "no entity"; multilabel: one logit per type. "endpoints" reads the
+        # first and last token beside the mean
+        self.no_entity_class = int(cfg.type_decision == "softmax")
+        self.type_head = nn.Linear(hidden * (1 if cfg.span_representation == "mean" else 3),
+                                   num_types + self.no_entity_class)
         # "pointer": per type, a rotary query at the first token meets a key at the last (as in
         # GlobalPointer), added to the type logits of the endpoint features
         self.pointer = (GlobalPointerScorer(hidden, num_types, POINTER_SIZE)
@@ -101,12 +104,13 @@ class SpanFirstModel(nn.Module):
         return torch.cat([hidden[batch, start], hidden[batch, end], mean], dim=-1)
 
     def type_logits(self, hidden: Tensor, batch: Tensor, start: Tensor, end: Tensor) -> Tensor:
-        """(N, K+1) type logits of the spans (class 0: no entity)."""
+        """Type logits of the spans: (N, K+1) with class 0 "no entity" (softmax), else (N, K)."""
         logits = self.type_head(self.span_features(hidden, batch, start, end))
         if self.pointer is None:
             return logits
-        pointer = self.pointer.score_spans(hidden, batch, start, end)  # (N, K)
-        return torch.cat([logits[:, :1], logits[:, 1:] + pointer.to(logits.dtype)], dim=-1)
+        pointer = self.pointer.score_spans(hidden, batch, start, end).to(logits.dtype)  # (N, K)
+        n0 = self.no_entity_class
+        return torch.cat([logits[:, :n0], logits[:, n0:] + pointer], dim=-1)
 
     def encode(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -141,7 +145,8 @@ class SpanFirstModel(nn.Module):
         else:
             length_loss = length_logits.sum() * 0.0
 
-        type_loss = self._type_loss(hidden, start_logits.detach(), text_mask, gold)
+        type_loss = (self._type_loss if self.no_entity_class else self._multilabel_type_loss)(
+            hidden, start_logits.detach(), text_mask, gold)
         w_start, w_len, w_type = cfg.loss_weights
         out.loss = w_start * start_loss + w_len * length_loss + w_type * type_loss
         out.start_loss, out.length_loss, out.type_loss = start_loss, length_loss, type_loss
@@ -180,9 +185,43 @@ class SpanFirstModel(nn.Module):
             sample_weights=sample_w,
         )
 
+    def _multilabel_type_loss(self, hidden: Tensor, start_logits: Tensor, text_mask: Tensor,
+                              gold: GoldSpans) -> Tensor:
+        """GlobalPointer's multi-label loss per (sentence, type) over the distinct spans among the
+        gold spans and the sentence's candidates (the non-gold ones up to ``hard_negatives``, the
+        highest start logits first): what the type scorer faces at prediction."""
+        cfg = self.cfg
+        B, T = start_logits.shape
+        cands = generate_candidates(start_logits, text_mask, cfg.top_k, cfg.candidate_lengths(), cfg.length_bins)
+        key = lambda b, s, e: (b.long() * T + s.long()) * T + e.long()  # noqa: E731
+        gold_key = key(gold.batch, gold.start, gold.end)
+        is_gold = torch.isin(key(cands.batch_index, cands.start, cands.end), gold_key)
+        neg_score = start_logits[cands.batch_index, cands.start].masked_fill(is_gold, -1e9)
+        keep = _top_per_group(cands.batch_index, neg_score, cfg.hard_negatives, B) & ~is_gold
+        keys, row = torch.unique(torch.cat([gold_key, key(cands.batch_index, cands.start, cands.end)[keep]]),
+                                 return_inverse=True)  # sorted: grouped by sentence
+        if keys.numel() == 0:
+            return hidden.sum() * 0.0
+        batch, start, end = keys // (T * T), (keys // T) % T, keys % T
+        logits = self.type_logits(hidden, batch, start, end)  # (R, K)
+        targets = torch.zeros_like(logits, dtype=torch.bool)
+        targets[row[: gold_key.numel()], gold.type - 1] = True
+        # pad each sentence's rows into (B, K, R_max) for the per-(sentence, type) loss
+        first = torch.searchsorted(batch, torch.arange(B, device=batch.device))
+        pos = torch.arange(batch.numel(), device=batch.device) - first[batch]
+        R = int(pos.max()) + 1
+        grid = logits.new_zeros(B, R, self.num_types)
+        tgt = torch.zeros(B, R, self.num_types, dtype=torch.bool, device=logits.device)
+        mask = torch.zeros(B, R, 1, dtype=torch.bool, device=logits.device)
+        grid[batch, pos], tgt[batch, pos], mask[batch, pos] = logits, targets, True
+        loss = multilabel_crossentropy(grid.transpose(1, 2), tgt.transpose(1, 2),
+                                       mask.expand(B, R, self.num_types).transpose(1, 2))  # (B, K)
+        return loss.mean()
+
     @torch.no_grad()
     def decode(self, input_ids: Tensor, attention_mask: Tensor, text_mask: Tensor) -> DecodedBatch:
-        """Candidates -> score = p_start * p_len(bin) * p_type -> threshold -> 1D NMS per sentence."""
+        """Candidates -> score -> threshold -> 1D NMS per sentence. Score: p_start * p_len(bin) *
+        p_type (softmax), or the best type's sigmoid (multilabel)."""
         cfg = self.cfg
         out = self.forward(input_ids, attention_mask, text_mask)
         text_mask = text_mask.bool()
@@ -190,9 +229,13 @@ class SpanFirstModel(nn.Module):
         b, s, e = cands.batch_index, cands.start, cands.end
         p_start = torch.sigmoid(out.start_logits[b, s])
         p_len = torch.softmax(out.length_logits[b, s].float(), dim=-1).gather(1, cands.bin.unsqueeze(1)).squeeze(1)
-        type_probs = torch.softmax(self.type_logits(out.hidden, b, s, e).float(), dim=-1)
-        p_type, type_id = type_probs[:, 1:].max(dim=-1)
-        score = (p_start.float() * p_len * p_type).cpu()
+        logits = self.type_logits(out.hidden, b, s, e).float()
+        if self.no_entity_class:
+            p_type, type_id = torch.softmax(logits, dim=-1)[:, 1:].max(dim=-1)
+            score = (p_start.float() * p_len * p_type).cpu()
+        else:
+            score, type_id = torch.sigmoid(logits).max(dim=-1)
+            score = score.cpu()
         type_id = (type_id + 1).cpu()
         b, s, e = b.cpu(), s.cpu(), e.cpu()
         B = input_ids.shape[0]
