@@ -31,7 +31,8 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-DataFormat = Literal["auto", "klue_bio", "surface_jsonl", "span_jsonl", "conll", "klue_re_csv", "re_jsonl"]
+DataFormat = Literal["auto", "klue_bio", "surface_jsonl", "span_jsonl", "offsets_jsonl", "token_jsonl", "conll",
+                     "klue_re_csv", "re_jsonl"]
 
 
 class DataConfig(Strict):
@@ -39,10 +40,15 @@ class DataConfig(Strict):
     dev: str | None = None
     test: str | None = None
     format: DataFormat = "auto"
-    # CoNLL-style columns: which whitespace-separated column holds the token and which the tag.
+    # CoNLL-style columns: which whitespace-separated column holds the token and which the tag;
+    # a list of tag columns reads each as one nesting level (spans merged, duplicates removed).
     conll_token_column: int = 0
-    conll_tag_column: int = -1
+    conll_tag_column: int | list[int] = -1
     conll_scheme: Literal["auto", "iob1", "iob2", "bioes"] = "auto"
+    # End offsets of offsets_jsonl / token_jsonl mentions: "auto" decides on the whole file (the
+    # convention under which every mention matches the text; tokens: inclusive only if some entity
+    # has start == end) and reports the choice.
+    offsets: Literal["auto", "exclusive", "inclusive"] = "auto"
     # Fixed label order; derived (sorted) from the training data when empty.
     labels: list[str] = Field(default_factory=list)
     max_train_examples: int | None = None

@@ -89,8 +89,8 @@ def tune_lr(cfg: NerRunConfig, work: Path, label: str, head: str, overrides: dic
     space.write_text(yaml.safe_dump({
         "base": str(base),
         "scheduler": {"type": "none", "max_epochs": setup.sweep_epochs},
-        "search": {"algorithm": "random", "num_samples": 1, "max_concurrent": 2, "seed": 0},
-        "trial": {"workers": 1, "cpus_per_worker": 1},
+        "search": {"algorithm": "random", "num_samples": 1, "max_concurrent": 1, "seed": 0},
+        "trial": {"workers": 1, "cpus_per_worker": 2},
         "mlflow": {"experiment": f"bench-wnut17-lr-{head}", "registered_model": f"bench-wnut17-{head}"},
         "overrides": {"model.head": head, **overrides},
         "space": {"train.lr_backbone": {"grid": list(setup.lr_grid)}},

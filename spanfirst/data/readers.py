@@ -10,14 +10,21 @@ project's own ``{"text", "entities": [{start, end, type}]}``, end exclusive) and
 from __future__ import annotations
 
 import json
+import warnings
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from spanfirst.data.types import Example, Span
-from spanfirst.errors import DataError
+from spanfirst.errors import DataError, DataWarning
 
-NER_FORMATS = ("klue_bio", "surface_jsonl", "span_jsonl", "conll")
+NER_FORMATS = ("klue_bio", "surface_jsonl", "span_jsonl", "offsets_jsonl", "token_jsonl", "conll")
+RECORD_FORMATS = ("surface_jsonl", "span_jsonl", "offsets_jsonl", "token_jsonl")  # JSON lines or Parquet/Arrow
+OFFSETS = ("auto", "exclusive", "inclusive")
+_TABLE_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc")
+
 TAG_SCHEMES = ("auto", "iob1", "iob2", "bioes")
 _PREFIXES = {"B": "B", "I": "I", "E": "E", "S": "S", "L": "E", "U": "S"}  # BILOU's L/U are BIOES's E/S
 _JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
@@ -194,22 +201,86 @@ def iter_jsonl(path: str | Path) -> Iterable[tuple[int, dict[str, Any]]]:
         yield n, record
 
 
-def _field(record: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Path, line: int,
+def is_table_file(path: str | Path) -> bool:
+    """A Parquet or Arrow (IPC/Feather) file, by extension or by its magic bytes."""
+    path = Path(path)
+    if path.suffix.lower() in _TABLE_SUFFIXES:
+        return True
+    with path.open("rb") as f:
+        head = f.read(6)
+    return head[:4] == b"PAR1" or head == b"ARROW1"
+
+
+def _read_table(path: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.feather
+    import pyarrow.parquet
+
+    try:
+        with path.open("rb") as f:
+            parquet = f.read(4) == b"PAR1"
+        return pyarrow.parquet.read_table(path) if parquet else pyarrow.feather.read_table(path)
+    except (pa.ArrowException, OSError) as err:
+        raise DataError(str(path), None, None, f"not a readable Parquet/Arrow file: {err}") from None
+
+
+def _class_names(table: Any) -> dict[str, list[str]]:
+    """Column -> label names of integer tag columns, from the Hugging Face datasets metadata an
+    exported Parquet/Arrow file carries (``ClassLabel`` features, also inside a sequence)."""
+    raw = (table.schema.metadata or {}).get(b"huggingface")
+    if not raw:
+        return {}
+    try:
+        features = json.loads(raw).get("info", {}).get("features", {})
+    except (ValueError, AttributeError):
+        return {}
+    out = {}
+    for col, feat in features.items() if isinstance(features, dict) else ():
+        inner = feat.get("feature", feat) if isinstance(feat, dict) else {}
+        if isinstance(inner, dict) and isinstance(inner.get("names"), list):
+            out[col] = [str(x) for x in inner["names"]]
+    return out
+
+
+@dataclass
+class Records:
+    """The rows of a JSON-lines or Parquet/Arrow file as dicts, and how errors name a row."""
+
+    path: Path
+    rows: list[tuple[int, dict[str, Any]]]
+    unit: str = "line"
+    class_names: dict[str, list[str]] = field(default_factory=dict)
+
+    def error(self, n: int | None, where: str | None, message: str) -> DataError:
+        return DataError(str(self.path), n, where, message, unit=self.unit)
+
+
+def read_records(path: str | Path) -> Records:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: NER data file not found")
+    if not is_table_file(path):
+        return Records(path, list(iter_jsonl(path)))
+    table = _read_table(path)
+    return Records(path, list(enumerate(table.to_pylist(), 1)), "row", _class_names(table))
+
+
+def _field(record: dict[str, Any], key: str, kind: type | tuple[type, ...], src: Records, n: int,
            what: str, prefix: str = "") -> Any:
     if key not in record:
-        raise DataError(str(path), line, prefix + key, f"missing (expected {what})")
+        raise src.error(n, prefix + key, f"missing (expected {what})")
     value = record[key]
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise DataError(str(path), line, prefix + key, f"expected {what}, got {type(value).__name__}")
+        raise src.error(n, prefix + key, f"expected {what}, got {type(value).__name__}")
     return value
 
 
-def _ident(record: dict[str, Any], path: Path, line: int) -> str:
+def _ident(record: dict[str, Any], src: Records, n: int) -> str:
     value = record.get("id", "")
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise DataError(str(path), line, "id", f"expected a string or an integer, got {type(value).__name__}")
+        raise src.error(n, "id", f"expected a string or an integer, got {type(value).__name__}")
     return str(value)
 
 
@@ -221,6 +292,10 @@ def _occurrences(text: str, form: str) -> list[tuple[int, int]]:
     return found
 
 
+def _text_key(record: dict[str, Any]) -> str:
+    return "title" if "title" in record or "text" not in record else "text"
+
+
 def read_surface_jsonl(path: str | Path) -> list[Example]:
     """``{"title" (or "text"): ..., "label": {type: [surface form, ...]}}`` per line.
 
@@ -229,24 +304,26 @@ def read_surface_jsonl(path: str | Path) -> list[Example]:
     (``서울`` inside ``서울대학교``) unless it occurs nowhere else. A listed form that does not
     occur in the text is an error naming the line and ``label.<type>``.
     """
-    path = Path(path)
+    src = read_records(path)
     examples = []
-    for n, record in iter_jsonl(path):
-        key = "title" if "title" in record or "text" not in record else "text"
-        text = _field(record, key, str, path, n, "the sentence as a string ('title' or 'text')")
-        label = _field(record, "label", dict, path, n, "an object mapping entity types to surface forms")
+    for n, record in src.rows:
+        text = _field(record, _text_key(record), str, src, n, "the sentence as a string ('title' or 'text')")
+        label = _field(record, "label", dict, src, n, "an object mapping entity types to surface forms")
         wanted: list[tuple[str, str]] = []  # (form, type)
         for typ, forms in label.items():
             where = f"label.{typ}"
             if isinstance(forms, str):
                 forms = [forms]
+            if isinstance(forms, dict):
+                raise src.error(n, where, "a type maps to mentions with offsets: that is the offsets_jsonl "
+                                "layout (data.format: offsets_jsonl)")
             if not typ or not isinstance(forms, list):
-                raise DataError(str(path), n, where, "expected a non-empty type mapped to a list of strings")
+                raise src.error(n, where, "expected a non-empty type mapped to a list of strings")
             for form in forms:
                 if not isinstance(form, str) or not form:
-                    raise DataError(str(path), n, where, f"expected non-empty strings, got {form!r}")
+                    raise src.error(n, where, f"expected non-empty strings, got {form!r}")
                 if form not in text:
-                    raise DataError(str(path), n, where, f"surface form '{form}' does not occur in the text")
+                    raise src.error(n, where, f"surface form '{form}' does not occur in the text")
                 if (form, typ) not in wanted:
                     wanted.append((form, typ))
         taken: list[tuple[int, int]] = []
@@ -257,33 +334,171 @@ def read_surface_jsonl(path: str | Path) -> list[Example]:
             for s, e in free or found:
                 spans.append(Span(s, e, typ))
             taken.extend(free)
-        examples.append(Example(text, spans, _ident(record, path, n)))
-    return _nonempty(path, examples)
+        examples.append(Example(text, spans, _ident(record, src, n)))
+    return _nonempty(src.path, examples)
+
+
+def _entity_list(record: dict[str, Any], src: Records, n: int, length: int,
+                 unit: str) -> list[tuple[int, int, str, str]]:
+    """``entities: [{start, end, type}]`` as (start, end as written, type, where)."""
+    out = []
+    for k, ent in enumerate(_field(record, "entities", list, src, n, "a list of {start, end, type}")):
+        where = f"entities[{k}]"
+        if not isinstance(ent, dict):
+            raise src.error(n, where, f"expected an object, got {type(ent).__name__}")
+        start = _field(ent, "start", int, src, n, "an integer", where + ".")
+        end = _field(ent, "end", int, src, n, "an integer", where + ".")
+        typ = _field(ent, "type", str, src, n, "a string", where + ".")
+        if not typ:
+            raise src.error(n, f"{where}.type", "empty entity type")
+        out.append((start, end, typ, where))
+    return out
+
+
+def _check_offsets(src: Records, n: int, where: str, start: int, end: int, length: int, unit: str) -> None:
+    if not 0 <= start < end <= length:
+        raise src.error(n, where, f"offsets [{start}, {end}) must satisfy 0 <= start < end <= {length} "
+                        f"(the number of {unit})")
 
 
 def read_span_jsonl(path: str | Path) -> list[Example]:
-    """``{"text": ..., "entities": [{"start", "end", "type"}], "id"?: ...}``, end exclusive."""
-    path = Path(path)
+    """``{"text": ..., "entities": [{"start", "end", "type"}], "id"?: ...}``, character offsets,
+    end exclusive."""
+    src = read_records(path)
     examples = []
-    for n, record in iter_jsonl(path):
-        text = _field(record, "text", str, path, n, "a string")
-        entities = _field(record, "entities", list, path, n, "a list of {start, end, type}")
+    for n, record in src.rows:
+        text = _field(record, "text", str, src, n, "a string")
         spans = []
-        for k, ent in enumerate(entities):
-            where = f"entities[{k}]"
-            if not isinstance(ent, dict):
-                raise DataError(str(path), n, where, f"expected an object, got {type(ent).__name__}")
-            start = _field(ent, "start", int, path, n, "an integer", where + ".")
-            end = _field(ent, "end", int, path, n, "an integer", where + ".")
-            typ = _field(ent, "type", str, path, n, "a string", where + ".")
-            if not typ:
-                raise DataError(str(path), n, f"{where}.type", "empty entity type")
-            if not 0 <= start < end <= len(text):
-                raise DataError(str(path), n, where, f"offsets [{start}, {end}) must satisfy "
-                                f"0 <= start < end <= {len(text)} (the text length)")
+        for start, end, typ, where in _entity_list(record, src, n, len(text), "characters"):
+            _check_offsets(src, n, where, start, end, len(text), "characters in the text")
             spans.append(Span(start, end, typ))
-        examples.append(Example(text, spans, _ident(record, path, n)))
-    return _nonempty(path, examples)
+        examples.append(Example(text, spans, _ident(record, src, n)))
+    return _nonempty(src.path, examples)
+
+
+def _decide_ends(votes: dict[str, int], total: int, offsets: str, src: Records, what: str) -> str:
+    """``offsets`` as given, or (``auto``) the convention under which every mention matches."""
+    if offsets != "auto":
+        return offsets
+    fits = [conv for conv in ("exclusive", "inclusive") if votes[conv] == total]
+    if len(fits) == 1:
+        return fits[0]
+    if not fits:
+        best = max(votes, key=votes.get)
+        raise src.error(None, None, f"cannot tell whether {what} end offsets are inclusive or exclusive: "
+                        f"{votes['exclusive']} of {total} mentions match the text with exclusive ends, "
+                        f"{votes['inclusive']} with inclusive ends; set data.offsets (the mismatches name "
+                        f"their rows when it is set, e.g. data.offsets: {best})")
+    return "exclusive"  # no mention tells them apart (an empty file): the project's own convention
+
+
+def read_offsets_jsonl(path: str | Path, offsets: str = "auto", notes: dict[str, Any] | None = None) -> list[Example]:
+    """``{"text": ..., "label": {type: {mention: [[start, end], ...]}}}`` (CLUENER's layout),
+    character offsets; ``offsets``: ``inclusive`` / ``exclusive`` end, or ``auto``: the convention
+    under which every mention of the whole file equals the text between its offsets (the choice goes
+    into ``notes["offsets"]``). A mention that does not match is an error naming its row and field."""
+    src = read_records(path)
+    parsed = []
+    votes, total = {"exclusive": 0, "inclusive": 0}, 0
+    for n, record in src.rows:
+        text = _field(record, _text_key(record), str, src, n, "the sentence as a string ('text' or 'title')")
+        label = _field(record, "label", dict, src, n, "an object: type -> {mention: [[start, end], ...]}")
+        mentions = []
+        for typ, by_form in label.items():
+            if not typ or not isinstance(by_form, dict):
+                raise src.error(n, f"label.{typ}", "expected a non-empty type mapped to {mention: [[start, end], ...]}")
+            for form, pairs in by_form.items():
+                where = f"label.{typ}.{form}"
+                if not isinstance(pairs, list) or not all(
+                        isinstance(p, list) and len(p) == 2 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                                     for x in p) for p in pairs):
+                    raise src.error(n, where, f"expected a list of [start, end] integer pairs, got {pairs!r}")
+                for a, b in pairs:
+                    mentions.append((a, b, typ, form, where))
+                    total += 1
+                    votes["exclusive"] += text[a:b] == form and a < b
+                    votes["inclusive"] += text[a:b + 1] == form and a <= b
+        parsed.append((n, record, text, mentions))
+    ends = _decide_ends(votes, total, offsets, src, "label")
+    if notes is not None:
+        notes["offsets"] = ends
+    examples = []
+    for n, record, text, mentions in parsed:
+        spans = []
+        for a, b, typ, form, where in mentions:
+            end = b + 1 if ends == "inclusive" else b
+            if not 0 <= a < end <= len(text) or text[a:end] != form:
+                raise src.error(n, where, f"[{a}, {b}] with {ends} end is {text[a:end]!r} in the text, not {form!r}")
+            spans.append(Span(a, end, typ))
+        examples.append(Example(text, spans, _ident(record, src, n)))
+    return _nonempty(src.path, examples)
+
+
+def read_token_jsonl(path: str | Path, offsets: str = "auto", notes: dict[str, Any] | None = None) -> list[Example]:
+    """Token-level records (nested-NER corpora, Hugging Face exports): ``tokens`` plus either
+    ``entities: [{start, end, type}]`` in token offsets (``offsets``: ``exclusive`` / ``inclusive``
+    end; ``auto``: inclusive only if some entity has start == end) or a tag column (``ner_tags`` or
+    ``tags``: IOB/BIOES strings, or integers named by the file's ``ClassLabel`` metadata). The text
+    is the tokens joined by single spaces."""
+    src = read_records(path)
+    parsed = []
+    single = False
+    for n, record in src.rows:
+        tokens = _field(record, "tokens", list, src, n, "a list of token strings")
+        if not all(isinstance(t, str) and t and not t.isspace() for t in tokens):
+            raise src.error(n, "tokens", "expected non-empty token strings without whitespace only")
+        if "entities" in record:
+            ents = _entity_list(record, src, n, len(tokens), "tokens")
+            single |= any(s == e for s, e, _, _ in ents)
+            parsed.append((n, record, tokens, ents, None))
+        else:
+            parsed.append((n, record, tokens, None, _tags(record, src, n, len(tokens))))
+    ends = "inclusive" if offsets == "inclusive" or (offsets == "auto" and single) else "exclusive"
+    if notes is not None:
+        notes["offsets"] = ends
+    examples = []
+    for n, record, tokens, ents, tags in parsed:
+        if tags is not None:
+            ex = _to_example(tokens, tags, " ")
+            examples.append(Example(ex.text, ex.entities, _ident(record, src, n)))
+            continue
+        units = []
+        for s, e, typ, where in ents:
+            end = e + 1 if ends == "inclusive" else e
+            _check_offsets(src, n, where, s, end, len(tokens), f"tokens, {ends} end")
+            units.append((s, end, typ))
+        starts, stops, pos = [], [], 0
+        for tok in tokens:
+            starts.append(pos)
+            stops.append(pos + len(tok))
+            pos += len(tok) + 1
+        spans = [Span(starts[s], stops[e - 1], t) for s, e, t in units]
+        examples.append(Example(" ".join(tokens), spans, _ident(record, src, n)))
+    return _nonempty(src.path, examples)
+
+
+def _tags(record: dict[str, Any], src: Records, n: int, length: int) -> list[Tag]:
+    key = next((k for k in ("ner_tags", "tags") if k in record), None)
+    if key is None:
+        raise src.error(n, "entities", "missing (expected token-offset entities, or a 'ner_tags'/'tags' column)")
+    raw = _field(record, key, list, src, n, "a list of tags, one per token")
+    if len(raw) != length:
+        raise src.error(n, key, f"{len(raw)} tags for {length} tokens")
+    names = src.class_names.get(key)
+    tags = []
+    for i, tag in enumerate(raw):
+        if isinstance(tag, int) and not isinstance(tag, bool):
+            if names is None or not 0 <= tag < len(names):
+                raise src.error(n, f"{key}[{i}]", f"integer tag {tag} without a label name (the file carries no "
+                                "ClassLabel names for this column; write the tags as strings)")
+            tag = names[tag]
+        if not isinstance(tag, str):
+            raise src.error(n, f"{key}[{i}]", f"expected a tag string, got {type(tag).__name__}")
+        try:
+            tags.append(parse_tag(tag))
+        except ValueError as err:
+            raise src.error(n, f"{key}[{i}]", str(err)) from None
+    return tags
 
 
 def write_span_jsonl(examples: Iterable[Example], path: str | Path) -> int:
@@ -302,72 +517,126 @@ def write_span_jsonl(examples: Iterable[Example], path: str | Path) -> int:
 # -- CoNLL columns -------------------------------------------------------------------------------
 
 
-def read_conll(path: str | Path, token_column: int = 0, tag_column: int = -1,
+def read_conll(path: str | Path, token_column: int = 0, tag_column: int | Sequence[int] = -1,
                scheme: str = "auto") -> list[Example]:
     """Whitespace-separated columns, one token per line, a blank line between sentences.
 
     ``-DOCSTART-`` lines are skipped. Every line must have as many columns as the first one;
     columns are indices into that (negative counts from the end). Text is the tokens joined
-    with single spaces. ``scheme`` restricts the allowed tags (``iob1``/``iob2`` reject
-    E-/S-/L-/U-); decoding is the same for all (see :func:`tags_to_spans`).
+    with single spaces. ``tag_column`` may list several columns: each is one nesting level
+    (outer and embedded entities), their spans are merged. A column left unread that holds
+    valid tags with entities in it gets a :class:`DataWarning` naming it and its entity counts.
+    ``scheme`` restricts the allowed tags (``iob1``/``iob2`` reject E-/S-/L-/U-); decoding is
+    the same for all (see :func:`tags_to_spans`).
     """
     _check_scheme(scheme)
     path = Path(path)
-    examples: list[Example] = []
-    tokens: list[str] = []
-    tags: list[Tag] = []
-    width = tok_i = tag_i = -1
-
-    def flush() -> None:
-        if tokens:
-            examples.append(_to_example(tokens, tags, " "))
-            tokens.clear()
-            tags.clear()
-
+    wanted = [tag_column] if isinstance(tag_column, int) else list(tag_column)
+    if not wanted:
+        raise ValueError("conll_tag_column: an empty list (name at least one tag column)")
+    sentences: list[list[tuple[int, list[str]]]] = [[]]  # (line number, columns) per token
+    width = tok_i = -1
+    tag_is: list[int] = []
     for n, line in enumerate(_lines(path), 1):
         cols = line.split()
-        if not cols:
-            flush()
-            continue
-        if cols[0] == "-DOCSTART-" or (0 <= tok_i < len(cols) and cols[tok_i] == "-DOCSTART-"):
-            flush()
+        if not cols or cols[0] == "-DOCSTART-" or (0 <= tok_i < len(cols) and cols[tok_i] == "-DOCSTART-"):
+            if sentences[-1]:
+                sentences.append([])
             continue
         if width < 0:
             width = len(cols)
-            tok_i, tag_i = _columns(width, token_column, tag_column, path, n)
+            tok_i, tag_is = _columns(width, token_column, wanted, path, n)
         if len(cols) != width:
             raise DataError(str(path), n, "columns", f"expected {width} columns like the first token line, "
                             f"found {len(cols)}")
-        tokens.append(cols[tok_i])
-        tags.append(_read_tag(cols[tag_i], scheme, path, n, f"tag (column {tag_i})"))
-    flush()
+        sentences[-1].append((n, cols))
+    sentences = [rows for rows in sentences if rows]
+    examples = []
+    for rows in sentences:
+        tokens = [cols[tok_i] for _, cols in rows]
+        spans: list[Span] = []
+        for ti in tag_is:
+            tags = [_read_tag(cols[ti], scheme, path, n, f"tag (column {ti})") for n, cols in rows]
+            spans += _to_example(tokens, tags, " ").entities
+        examples.append(Example(" ".join(tokens), spans))
+    _warn_unread_tag_columns(path, sentences, width, [tok_i, *tag_is], label_set(examples))
     return _nonempty(path, examples)
 
 
-def _columns(width: int, token_column: int, tag_column: int, path: Path, line: int) -> tuple[int, int]:
-    picked = []
-    for name, col in (("token", token_column), ("tag", tag_column)):
+def _warn_unread_tag_columns(path: Path, sentences: list[list[tuple[int, list[str]]]], width: int,
+                             read: list[int], read_types: list[str]) -> None:
+    """Warn about each unread column whose every value is a tag and whose entity types overlap
+    the read ones (another nesting level of the same annotation; CoNLL-2003's chunk column, with
+    NP/VP types, is not one)."""
+    for col in range(max(width, 0)):
+        if col in read:
+            continue
+        types: Counter[str] = Counter()
+        try:
+            for rows in sentences:
+                types.update(t for _, _, t in tags_to_spans([parse_tag(cols[col]) for _, cols in rows]))
+        except ValueError:
+            continue  # not a tag column (tokens, POS, lemmas, ...)
+        if types.keys() & set(read_types):
+            counts = ", ".join(f"{t} {c}" for t, c in types.most_common(6)) + (", ..." if len(types) > 6 else "")
+            warnings.warn(f"{path}: column {col} holds tags too ({sum(types.values())} entities: {counts}) and is "
+                          f"not read; read it as another nesting level with data.conll_tag_column: "
+                          f"{sorted(set(read[1:]) | {col})} (columns count from 0)", DataWarning, stacklevel=3)
+
+
+def _columns(width: int, token_column: int, tag_columns: Sequence[int], path: Path,
+             line: int) -> tuple[int, list[int]]:
+    def pick(name: str, col: int) -> int:
         if not -width <= col < width:
             raise DataError(str(path), line, f"{name} column",
                             f"column {col} does not exist: the line has {width} columns")
-        picked.append(col % width)
-    if picked[0] == picked[1]:
-        raise DataError(str(path), line, "columns", f"the token and tag columns are the same (column "
-                        f"{picked[0]} of {width}); a CoNLL line needs at least a token and a tag")
-    return picked[0], picked[1]
+        return col % width
+
+    tok = pick("token", token_column)
+    tags = []
+    for col in tag_columns:
+        tag = pick("tag", col)
+        if tag == tok:
+            raise DataError(str(path), line, "columns", f"the token and tag columns are the same (column "
+                            f"{tok} of {width}); a CoNLL line needs at least a token and a tag")
+        if tag not in tags:
+            tags.append(tag)
+    return tok, tags
 
 
 # -- dispatch ------------------------------------------------------------------------------------
 
 
+def record_layout(record: dict[str, Any]) -> list[str]:
+    """The record formats a JSON object / table row could be in (one, or several when ambiguous)."""
+    found = []
+    if isinstance(record.get("tokens"), list):
+        found.append("token_jsonl")
+    if "label" in record and ("title" in record or "text" in record):
+        label = record["label"]
+        nested = isinstance(label, dict) and label and all(isinstance(v, dict) for v in label.values())
+        found.append("offsets_jsonl" if nested else "surface_jsonl")
+    if "entities" in record and "text" in record:
+        found.append("span_jsonl")
+    return found
+
+
 def detect_format(path: str | Path) -> str:
     """Tell the NER format from the content, with the file extension as a hint.
 
-    A ``##`` line first, or a ``<whitespace><TAB>tag`` line (a character token, impossible in
-    CoNLL), means ``klue_bio``; a JSON object with ``title``/``text`` and ``label`` means
-    ``surface_jsonl``, one with ``entities`` ``span_jsonl``; anything else is ``conll``.
+    Parquet/Arrow files and JSON lines are told by their first record's keys (:func:`record_layout`;
+    a record that fits several layouts is an error listing them). A ``##`` line first, or a
+    ``<whitespace><TAB>tag`` line (a character token, impossible in CoNLL), means ``klue_bio``;
+    anything else is ``conll``.
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: NER data file not found")
+    if is_table_file(path):
+        src = read_records(path)
+        if not src.rows:
+            raise src.error(None, None, "no examples found (empty table)")
+        return _one_layout(src, *src.rows[0])
     lines = _lines(path)
     first = next(((n, ln) for n, ln in enumerate(lines, 1) if ln.strip()), None)
     if first is None:
@@ -378,12 +647,9 @@ def detect_format(path: str | Path) -> str:
             record = json.loads(line)
         except json.JSONDecodeError:
             return "span_jsonl"  # its reader reports the bad line
-        if isinstance(record, dict) and "label" in record and ("title" in record or "text" in record):
-            return "surface_jsonl"
-        if isinstance(record, dict) and "entities" in record:
-            return "span_jsonl"
-        raise DataError(str(path), n, None, "cannot tell the JSON-lines format: expected 'title'/'text' with "
-                        "'label' (surface_jsonl) or 'text' with 'entities' (span_jsonl)")
+        if not isinstance(record, dict):
+            raise DataError(str(path), n, None, f"expected a JSON object, got {type(record).__name__}")
+        return _one_layout(Records(path, []), n, record)
     if line.startswith("##"):
         return "klue_bio"
     if any(len(ln) > 2 and ln[0].isspace() and ln[1] == "\t" and ln[2:].strip() for ln in lines[:5000]):
@@ -391,21 +657,45 @@ def detect_format(path: str | Path) -> str:
     return "conll"
 
 
-def read_ner(path: str | Path, fmt: str = "auto", *, conll_token_column: int = 0, conll_tag_column: int = -1,
-             conll_scheme: str = "auto", limit: int | None = None) -> list[Example]:
-    """Read an NER file in ``fmt`` (``auto`` or one of :data:`NER_FORMATS`); ``limit`` keeps the first N."""
+def _one_layout(src: Records, n: int, record: dict[str, Any]) -> str:
+    found = record_layout(record)
+    if len(found) == 1:
+        return found[0]
+    keys = ", ".join(repr(k) for k in list(record)[:12])
+    if found:
+        raise src.error(n, None, f"this record fits several layouts ({', '.join(found)}); set data.format to "
+                        f"the one meant (its keys: {keys})")
+    raise src.error(n, None, "cannot tell the record layout from its keys "
+                    f"({keys}): expected 'text' + 'entities' (span_jsonl), 'text' + 'label' with surface forms "
+                    "(surface_jsonl) or with offsets per mention (offsets_jsonl), or 'tokens' + 'entities' or "
+                    "'ner_tags' (token_jsonl)")
+
+
+def read_ner(path: str | Path, fmt: str = "auto", *, conll_token_column: int = 0,
+             conll_tag_column: int | Sequence[int] = -1, conll_scheme: str = "auto", offsets: str = "auto",
+             limit: int | None = None, notes: dict[str, Any] | None = None) -> list[Example]:
+    """Read an NER file in ``fmt`` (``auto`` or one of :data:`NER_FORMATS`); ``limit`` keeps the
+    first N; ``notes`` receives what the reader decided itself (``format``, ``offsets``)."""
     if fmt != "auto" and fmt not in NER_FORMATS:
         raise ValueError(f"unknown NER format '{fmt}'; valid formats: auto, {', '.join(NER_FORMATS)}")
     _check_scheme(conll_scheme)
+    if offsets not in OFFSETS:
+        raise ValueError(f"unknown offsets convention '{offsets}'; valid: {', '.join(OFFSETS)}")
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be None or >= 0, got {limit}")
     fmt = detect_format(path) if fmt == "auto" else fmt
+    if notes is not None:
+        notes["format"] = fmt
     if fmt == "klue_bio":
         examples = read_klue_bio(path, conll_scheme)
     elif fmt == "surface_jsonl":
         examples = read_surface_jsonl(path)
     elif fmt == "span_jsonl":
         examples = read_span_jsonl(path)
+    elif fmt == "offsets_jsonl":
+        examples = read_offsets_jsonl(path, offsets, notes)
+    elif fmt == "token_jsonl":
+        examples = read_token_jsonl(path, offsets, notes)
     else:
         examples = read_conll(path, conll_token_column, conll_tag_column, conll_scheme)
     return examples if limit is None else examples[:limit]

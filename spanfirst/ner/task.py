@@ -49,7 +49,7 @@ class NerTask(Task):
             return []
         d = cfg.data
         return read_ner(path, d.format, conll_token_column=d.conll_token_column, conll_tag_column=d.conll_tag_column,
-                        conll_scheme=d.conll_scheme, limit=limit)
+                        conll_scheme=d.conll_scheme, offsets=d.offsets, limit=limit)
 
     @classmethod
     def prepared(cls, cfg: RunConfig, train: list[Example], dev: list[Example],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from spanfirst.data.readers import (
     write_span_jsonl,
 )
 from spanfirst.data.types import Example
-from spanfirst.errors import DataError
+from spanfirst.errors import DataError, DataWarning
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -256,7 +257,7 @@ def test_conll_errors(tmp_path, text, line, field, kwargs):
 # -- dispatch and shared errors ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt", ["auto", "klue_bio", "surface_jsonl", "span_jsonl", "conll"])
+@pytest.mark.parametrize("fmt", ["auto", "klue_bio", "surface_jsonl", "span_jsonl", "offsets_jsonl", "token_jsonl", "conll"])
 def test_empty_file_is_an_error(tmp_path, fmt):
     path = write(tmp_path, "empty.txt", "\n\n" if fmt != "klue_bio" else "## only a comment\n\n")
     with pytest.raises(DataError) as err:
@@ -266,7 +267,7 @@ def test_empty_file_is_an_error(tmp_path, fmt):
 
 def test_unknown_format_scheme_and_missing_file(tmp_path):
     path = write(tmp_path, "a.conll", "김 B-PS\n")
-    with pytest.raises(ValueError, match="valid formats: auto, klue_bio, surface_jsonl, span_jsonl, conll"):
+    with pytest.raises(ValueError, match="valid formats: auto, klue_bio, surface_jsonl, span_jsonl, offsets_jsonl, token_jsonl, conll"):
         read_ner(path, "brat")
     with pytest.raises(ValueError, match="valid schemes"):
         read_ner(path, conll_scheme="bilou")
@@ -316,3 +317,132 @@ def test_real_klue_ner_dev():
             assert 0 <= s.start < s.end <= len(ex.text)
             surface = ex.text[s.start:s.end]
             assert surface == surface.strip(), (ex.id, surface)
+
+
+# -- CoNLL nesting levels as tag columns ---------------------------------------------------------
+
+NESTED = ("-DOCSTART- O O\n\n"
+          "IL-2 B-DNA B-protein\ngene I-DNA O\nexpression O O\n\n"
+          "the O O\nhuman B-cell_type O\nT I-cell_type B-cell_type\ncells I-cell_type I-cell_type\n")
+
+
+def test_conll_tag_columns_as_nesting_levels(tmp_path):
+    path = write(tmp_path, "nested.conll", NESTED)
+    first, second = read_ner(path, conll_tag_column=[1, 2])
+    assert surfaces(first) == [("IL-2", "protein"), ("IL-2 gene", "DNA")]
+    assert surfaces(second) == [("human T cells", "cell_type"), ("T cells", "cell_type")]
+    # the same span in both columns is one entity; the column order does not matter
+    dup = write(tmp_path, "dup.conll", "IL-2 B-protein B-protein\ngene O O\n")
+    assert [surfaces(e) for e in read_ner(dup, conll_tag_column=[2, 1])] == [[("IL-2", "protein")]]
+
+
+def test_an_unread_tag_column_with_the_same_types_warns_with_its_counts(tmp_path):
+    path = write(tmp_path, "nested.conll", NESTED)
+    with pytest.warns(DataWarning, match=r"column 1 holds tags too \(2 entities: DNA 1, cell_type 1\).*"
+                                         r"data.conll_tag_column: \[1, 2\]") as record:
+        outer_only = read_ner(path)  # the last column only
+    assert len(record) == 1 and str(path) in str(record[0].message)
+    assert [surfaces(e) for e in outer_only] == [[("IL-2", "protein")], [("T cells", "cell_type")]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # both read: nothing to warn about
+        read_ner(path, conll_tag_column=[1, 2])
+
+
+def test_conll_2003_chunk_column_is_not_taken_for_a_nesting_level(tmp_path):
+    path = write(tmp_path, "eng.train", "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NP/VP chunks share no type with ORG/MISC
+        assert surfaces(read_ner(path)[0]) == [("EU", "ORG"), ("German", "MISC")]
+
+
+# -- type -> mention -> offsets (CLUENER's layout), token records, Parquet/Arrow ------------------
+
+CLUE_TEXT = "浙商银行企业信贷部叶老桂博士则从另一个角度对五道门槛进行了解读。叶老桂认为"
+
+
+def clue_record(inclusive: bool) -> dict:
+    e = 0 if inclusive else 1  # how far past the last character the end offset points
+    return {"text": CLUE_TEXT, "label": {"name": {"叶老桂": [[9, 11 + e], [32, 34 + e]]},
+                                         "company": {"浙商银行": [[0, 3 + e]]}}}
+
+
+@pytest.mark.parametrize("inclusive", [True, False])
+def test_offsets_jsonl_decides_inclusive_or_exclusive_ends_on_the_whole_file(tmp_path, inclusive):
+    path = jsonl(tmp_path, "clue.json", [clue_record(inclusive)] * 2)
+    assert detect_format(path) == "offsets_jsonl"  # not surface_jsonl: the forms map to offsets
+    notes = {}
+    first, second = read_ner(path, notes=notes)
+    assert notes == {"format": "offsets_jsonl", "offsets": "inclusive" if inclusive else "exclusive"}
+    assert surfaces(first) == [("浙商银行", "company"), ("叶老桂", "name"), ("叶老桂", "name")] == surfaces(second)
+    # the other convention, forced, names the mention that no longer matches
+    with pytest.raises(DataError) as err:
+        read_ner(path, offsets="exclusive" if inclusive else "inclusive")
+    assert_error(err, path, 1, "label.name.叶老桂")
+
+
+def test_offsets_jsonl_auto_refuses_a_file_that_fits_neither_convention(tmp_path):
+    mixed = [clue_record(True), clue_record(False)]
+    path = jsonl(tmp_path, "mixed.jsonl", mixed)
+    with pytest.raises(DataError, match=r"inclusive or exclusive.*3 of 6 mentions match the text with exclusive"):
+        read_ner(path)
+
+
+def test_surface_reader_points_at_offsets_layout(tmp_path):
+    path = jsonl(tmp_path, "clue.jsonl", [clue_record(True)])
+    with pytest.raises(DataError, match="offsets_jsonl") as err:
+        read_ner(path, "surface_jsonl")
+    assert_error(err, path, 1, "label.name")
+
+
+def test_token_jsonl_with_nested_token_offsets(tmp_path):
+    record = {"tokens": ["the", "human", "T", "cells", "express", "IL-2"],
+              "entities": [{"start": 1, "end": 4, "type": "cell_type"}, {"start": 2, "end": 4, "type": "cell_type"},
+                           {"start": 5, "end": 6, "type": "protein"}]}
+    path = jsonl(tmp_path, "genia.jsonl", [record])
+    assert detect_format(path) == "token_jsonl"
+    notes = {}
+    [ex] = read_ner(path, notes=notes)
+    assert ex.text == "the human T cells express IL-2" and notes["offsets"] == "exclusive"
+    assert surfaces(ex) == [("human T cells", "cell_type"), ("T cells", "cell_type"), ("IL-2", "protein")]
+    inclusive = {**record, "entities": [{"start": 1, "end": 3, "type": "cell_type"},
+                                        {"start": 5, "end": 5, "type": "protein"}]}  # start == end: inclusive
+    [ex] = read_ner(jsonl(tmp_path, "incl.jsonl", [inclusive]), notes=notes)
+    assert surfaces(ex) == [("human T cells", "cell_type"), ("IL-2", "protein")] and notes["offsets"] == "inclusive"
+    bad = {**record, "entities": [{"start": 4, "end": 9, "type": "x"}]}
+    with pytest.raises(DataError, match="the number of tokens") as err:
+        read_ner(jsonl(tmp_path, "bad.jsonl", [record, bad]))
+    assert err.value.line == 2 and err.value.field == "entities[0]"
+
+
+def test_ambiguous_record_asks_for_the_format_with_the_candidates(tmp_path):
+    path = jsonl(tmp_path, "both.jsonl", [{"text": "a b", "tokens": ["a", "b"], "entities": []}])
+    with pytest.raises(DataError, match=r"several layouts \(token_jsonl, span_jsonl\); set data.format"):
+        read_ner(path)
+    assert read_ner(path, "span_jsonl")[0].text == "a b"
+
+
+def test_parquet_export_with_class_label_tags_and_an_arrow_span_file(tmp_path):
+    """A Hugging Face datasets export: tokens + integer ner_tags named by ClassLabel metadata."""
+    import pyarrow as pa
+    import pyarrow.feather
+    import pyarrow.parquet
+
+    names = ["O", "B-PER", "I-PER", "B-LOC"]
+    meta = {"info": {"features": {"tokens": {"feature": {"dtype": "string", "_type": "Value"}, "_type": "List"},
+                                  "ner_tags": {"feature": {"names": names, "_type": "ClassLabel"}, "_type": "List"}}}}
+    table = pa.table({"tokens": [["Ada", "Lovelace", "visited", "Paris"], ["hi"]], "ner_tags": [[1, 2, 0, 3], [0]]})
+    table = table.replace_schema_metadata({b"huggingface": json.dumps(meta).encode()})
+    path = tmp_path / "train-00000-of-00001.parquet"
+    pyarrow.parquet.write_table(table, path)
+    assert detect_format(path) == "token_jsonl"
+    first, second = read_ner(path)
+    assert surfaces(first) == [("Ada Lovelace", "PER"), ("Paris", "LOC")] and second.entities == []
+    # without the metadata an integer tag cannot be named: the error names the row and the field
+    plain = tmp_path / "plain.parquet"
+    pyarrow.parquet.write_table(table.replace_schema_metadata(None), plain)
+    with pytest.raises(DataError, match=r"row 1, field 'ner_tags\[0\]'"):
+        read_ner(plain)
+    spans = pa.table({"text": [SENTENCE], "entities": [[{"start": 3, "end": 6, "type": "PS"}]]})
+    arrow = tmp_path / "spans.arrow"
+    pyarrow.feather.write_feather(spans, arrow)
+    assert surfaces(read_ner(arrow)[0]) == [("김흥국", "PS")]
