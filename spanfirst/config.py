@@ -32,7 +32,7 @@ class Strict(BaseModel):
 
 
 DataFormat = Literal["auto", "klue_bio", "surface_jsonl", "span_jsonl", "offsets_jsonl", "token_jsonl", "conll",
-                     "klue_re_csv", "re_jsonl"]
+                     "klue_re_csv", "re_jsonl", "re_parquet"]
 
 
 class DataConfig(Strict):
@@ -45,9 +45,9 @@ class DataConfig(Strict):
     conll_token_column: int = 0
     conll_tag_column: int | list[int] = -1
     conll_scheme: Literal["auto", "iob1", "iob2", "bioes"] = "auto"
-    # End offsets of offsets_jsonl / token_jsonl mentions: "auto" decides on the whole file (the
-    # convention under which every mention matches the text; tokens: inclusive only if some entity
-    # has start == end) and reports the choice.
+    # End offsets of offsets_jsonl / token_jsonl mentions and of RE entities: "auto" decides on the
+    # whole file (the convention under which the mentions / entity words match the text; tokens:
+    # inclusive only if some entity has start == end) and reports the choice.
     offsets: Literal["auto", "exclusive", "inclusive"] = "auto"
     # Fixed label order; derived (sorted) from the training data when empty.
     labels: list[str] = Field(default_factory=list)
@@ -56,10 +56,25 @@ class DataConfig(Strict):
     # NER training texts longer than model.max_length: learnt from as overlapping windows (the
     # predictor's windows) or truncated. Dev texts are always scored whole, read as the predictor reads them.
     long_train_texts: Literal["window", "truncate"] = "window"
+    # Relation extraction: which column plays which role (text, subject, object, label, id) and
+    # which key of an entity dict (word, type, start, end), where the names differ from the ones
+    # found by default (spanfirst.re.reader.COLUMN_NAMES / KEY_NAMES); e.g. {label: relation}.
+    columns: dict[str, str] = Field(default_factory=dict)
+    entity_keys: dict[str, str] = Field(default_factory=dict)
     # Relation extraction: label list file, negative class, rows whose entity word mismatches the text.
     relation_list: str | None = None
     negative_label: str = "no_relation"
     on_entity_mismatch: Literal["fail", "skip"] = "fail"
+
+    @field_validator("columns", "entity_keys")
+    @classmethod
+    def _roles(cls, v: dict[str, str], info: Any) -> dict[str, str]:
+        roles = {"columns": ("text", "subject", "object", "label", "id"),
+                 "entity_keys": ("word", "type", "start", "end")}[info.field_name]
+        unknown = sorted(set(v) - set(roles))
+        if unknown:
+            raise ValueError(f"unknown role(s) {unknown}; data.{info.field_name} maps {', '.join(roles)} to names")
+        return v
 
 
 class LoraConfig(Strict):

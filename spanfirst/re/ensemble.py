@@ -194,11 +194,11 @@ def run_ensemble(checkpoints: Sequence[str | Path], data: str | Path, rule: str,
     """Run every checkpoint on ``data``, combine, write ``ensemble_report.json`` and
     ``submission.csv`` to ``out``; returns the report (also printed as a table)."""
     from spanfirst.re.predictor import RePredictor, write_submission
-    from spanfirst.re.reader import read_re
+    from spanfirst.re.reader import read_re_as_configured
 
     predictors = [RePredictor.load(c) for c in checkpoints]
     first = predictors[0]
-    read = read_re(data, fmt, on_mismatch=first.cfg.data.on_entity_mismatch, require_label=False)
+    read = read_re_as_configured(data, first.cfg.data, fmt, require_label=False)
     examples = read.examples
     labelled = bool(examples) and all(ex.label in first.labels for ex in examples)
     members = []

@@ -84,9 +84,9 @@ def predict_file(checkpoint: str | Path, data: str | Path, out: str | Path, fmt:
                  batch_size: int = 64, device: str = "cpu") -> Path:
     """Classify every row of an RE file (labels not needed, e.g. the KLUE unlabeled CSV) and write
     the submission CSV."""
-    from spanfirst.re.reader import read_re
+    from spanfirst.re.reader import read_re_as_configured
 
     predictor = RePredictor.load(checkpoint, device)
-    read = read_re(data, fmt, on_mismatch=predictor.cfg.data.on_entity_mismatch, require_label=False)
+    read = read_re_as_configured(data, predictor.cfg.data, fmt, require_label=False)
     probs = predictor.predict_proba(read.examples, batch_size)
     return write_submission(out, [ex.id for ex in read.examples], probs, predictor.labels)

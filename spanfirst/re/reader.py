@@ -1,9 +1,14 @@
-"""Relation-extraction readers and writers: the KLUE-RE CSV and the project's RE JSONL.
+"""Relation-extraction readers and writers: CSV (KLUE-RE's and alike), JSON lines, Parquet/Arrow.
 
-Both produce :class:`RelationExample` with end-exclusive character spans. Every bad row is a
-:class:`DataError` naming the file, the row (the file line it ends on) and the field; rows whose
-entity ``word`` does not match the sentence at its offsets either fail the read or are skipped
-and counted (``data.on_entity_mismatch``).
+Every layout is a table of records: a text column, a subject and an object entity (a dict, or a
+string holding a dict literal as KLUE-RE's CSV does), a label and an optional id. Which column
+and which entity key plays which role is found by name (:data:`COLUMN_NAMES`, :data:`KEY_NAMES`)
+or set in the config (``data.columns``, ``data.entity_keys``); end offsets are inclusive or
+exclusive, or decided on the whole file (``data.offsets: auto``) by which convention makes the
+entities' words match the text. All produce :class:`RelationExample` with end-exclusive spans.
+Every bad row is a :class:`DataError` naming the file, the row (the file line it ends on) and the
+field; rows whose entity word does not match the text at its offsets either fail the read or are
+skipped and counted (``data.on_entity_mismatch``).
 """
 
 from __future__ import annotations
@@ -11,26 +16,38 @@ from __future__ import annotations
 import ast
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spanfirst.data.readers import iter_jsonl
+from spanfirst.data.readers import is_table_file, iter_jsonl, read_records
 from spanfirst.data.types import RelationExample, Span
 from spanfirst.errors import DataError
 
-CSV_COLUMNS = ("sentence", "subject_entity", "object_entity", "label")
-_ENTITY_KEYS = ("word", "start_idx", "end_idx", "type")
+RE_FORMATS = ("klue_re_csv", "re_jsonl", "re_parquet")
+# role -> the names it is found under, first match wins (data.columns / data.entity_keys override)
+COLUMN_NAMES: dict[str, tuple[str, ...]] = {
+    "text": ("sentence", "text"), "subject": ("subject_entity", "subject"), "object": ("object_entity", "object"),
+    "label": ("label", "relation"), "id": ("id", "guid"),
+}
+KEY_NAMES: dict[str, tuple[str, ...]] = {
+    "word": ("word", "text", "name"), "type": ("type", "entity_type"),
+    "start": ("start_idx", "start", "start_offset"), "end": ("end_idx", "end", "end_offset"),
+}
+# without entity words to decide by: KLUE-RE's CSV has inclusive ends, the project's JSONL exclusive
+_DEFAULT_ENDS = {"klue_re_csv": "inclusive", "re_jsonl": "exclusive", "re_parquet": "exclusive"}
 
 
 @dataclass
 class ReadResult:
-    """Examples read, plus the rows skipped for an entity-word mismatch (skip mode)."""
+    """Examples read, the rows skipped for an entity-word mismatch (skip mode), and what the
+    reader decided itself (``notes``: format, columns, entity keys, offsets and why)."""
 
     examples: list[RelationExample]
     skipped: int = 0
     skipped_rows: list[str] = field(default_factory=list)  # the first few DataError messages
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 class _Mismatch(DataError):
@@ -38,105 +55,183 @@ class _Mismatch(DataError):
 
 
 def detect_re_format(path: str | Path) -> str:
-    """``klue_re_csv`` for .csv files, ``re_jsonl`` for .jsonl/.json."""
+    """``klue_re_csv`` for .csv files, ``re_jsonl`` for .jsonl/.json, ``re_parquet`` for Parquet/Arrow."""
     suffix = Path(path).suffix.lower()
     if suffix == ".csv":
         return "klue_re_csv"
-    if suffix in (".jsonl", ".json"):
+    if suffix in (".jsonl", ".json", ".ndjson"):
         return "re_jsonl"
+    if is_table_file(path):
+        return "re_parquet"
     raise DataError(str(path), None, None, f"cannot tell the RE format from the suffix '{suffix}'; "
-                    "set data.format to klue_re_csv or re_jsonl")
+                    f"set data.format to one of {', '.join(RE_FORMATS)}")
+
+
+@dataclass
+class _Raw:
+    """One row before the end-offset convention is known: entities as (start, end as written, type, word)."""
+
+    line: int
+    text: str
+    entities: list[tuple[int, int, str, str | None]]
+    label: str
+    ident: str
 
 
 def read_re(path: str | Path, fmt: str = "auto", *, on_mismatch: str = "fail", limit: int | None = None,
-            require_label: bool = True) -> ReadResult:
-    """Read an RE file (``fmt``: auto | klue_re_csv | re_jsonl); ``limit`` keeps the first N examples."""
+            require_label: bool = True, columns: Mapping[str, str] | None = None,
+            entity_keys: Mapping[str, str] | None = None, offsets: str = "auto") -> ReadResult:
+    """Read an RE file (``fmt``: auto or one of :data:`RE_FORMATS`); ``limit`` keeps the first N examples."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: RE data file not found")
     if on_mismatch not in ("fail", "skip"):
         raise ValueError(f"on_mismatch must be 'fail' or 'skip', got {on_mismatch!r}")
+    if offsets not in ("auto", "inclusive", "exclusive"):
+        raise ValueError(f"offsets must be auto, inclusive or exclusive, got {offsets!r}")
     fmt = detect_re_format(path) if fmt == "auto" else fmt
-    if fmt == "klue_re_csv":
-        rows = _csv_rows(path, require_label)
-    elif fmt == "re_jsonl":
-        rows = _jsonl_rows(path, require_label)
-    else:
-        raise DataError(str(path), None, "format", f"'{fmt}' is not an RE format (klue_re_csv, re_jsonl)")
-    result = ReadResult([])
-    for item in rows:  # a generator raising would end it, so mismatches come as values
-        if isinstance(item, _Mismatch):
+    if fmt not in RE_FORMATS:
+        raise DataError(str(path), None, "format", f"'{fmt}' is not an RE format ({', '.join(RE_FORMATS)})")
+    unit, records = _records(path, fmt)
+    raws, layout = _raw_rows(path, unit, records, dict(columns or {}), dict(entity_keys or {}), require_label)
+    ends, why = _decide_ends(raws, offsets, fmt)
+    result = ReadResult([], notes={"format": fmt, **layout, "offsets": ends, "offsets_decided_by": why})
+    for raw in raws:
+        try:
+            subject, obj = (_checked_span(raw.text, s, e + (ends == "inclusive"), t, w, str(path), raw.line, name,
+                                          unit) for (s, e, t, w), name in zip(raw.entities, layout["column_names"]))
+            example = RelationExample(raw.text, subject, obj, raw.label, raw.ident)
+        except _Mismatch as err:
             if on_mismatch == "fail":
-                raise item
+                raise
             result.skipped += 1
             if len(result.skipped_rows) < 20:
-                result.skipped_rows.append(str(item))
+                result.skipped_rows.append(str(err))
             continue
-        result.examples.append(item)
+        result.examples.append(example)
         if limit is not None and len(result.examples) >= limit:
             break
     return result
 
 
-# -- KLUE-RE CSV ---------------------------------------------------------------------------------
+def read_re_as_configured(path: str | Path, data: Any, fmt: str | None = None, *, limit: int | None = None,
+                          require_label: bool = True) -> ReadResult:
+    """:func:`read_re` with a run config's ``data`` settings (format, mapping, offsets, mismatches)."""
+    return read_re(path, fmt or data.format, on_mismatch=data.on_entity_mismatch, limit=limit,
+                   require_label=require_label, columns=data.columns, entity_keys=data.entity_keys,
+                   offsets=data.offsets)
 
 
-def _csv_rows(path: Path, require_label: bool) -> Iterator[RelationExample | _Mismatch]:
+def _records(path: Path, fmt: str) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:
+    """(how rows are named in errors, (row number, record) for every row)."""
+    if fmt == "klue_re_csv":
+        return "line", _csv_records(path)
+    if fmt == "re_parquet":
+        src = read_records(path)
+        if src.unit != "row":
+            raise DataError(str(path), None, "format", "re_parquet needs a Parquet or Arrow file")
+        return "row", iter(src.rows)
+    return "line", iter_jsonl(path)
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Header -> cell dicts; the line a row ends on; an unnamed (index) column is kept as ''."""
     with path.open(encoding="utf-8-sig", newline="") as f:  # utf-8-sig drops the BOM
         reader = csv.reader(f)
         header = next(reader, None)
         if header is None:
             raise DataError(str(path), 1, None, "empty file (a header row is required)")
         header = [h.strip() for h in header]
-        needed = CSV_COLUMNS if require_label else CSV_COLUMNS[:3]
-        missing = [c for c in needed if c not in header]
-        if missing:
-            raise DataError(str(path), 1, missing[0], f"missing column(s) {missing}; the header is {header}")
-        col = {name: i for i, name in enumerate(header)}
-        for n, row in enumerate(reader, 1):
-            line = reader.line_num
+        for row in reader:
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                raise DataError(str(path), line, None, f"{len(row)} cells, the header has {len(header)}")
-            text = row[col["sentence"]]
-            try:
-                subject = _klue_entity(row[col["subject_entity"]], text, str(path), line, "subject_entity")
-                obj = _klue_entity(row[col["object_entity"]], text, str(path), line, "object_entity")
-            except _Mismatch as err:
-                yield err
-                continue
-            label = row[col["label"]].strip() if "label" in col else ""
-            if require_label and not label:
-                raise DataError(str(path), line, "label", "empty label")
-            ex_id = row[col["id"]].strip() if "id" in col else str(n)
-            yield RelationExample(text, subject, obj, label, ex_id)
+                raise DataError(str(path), reader.line_num, None, f"{len(row)} cells, the header has {len(header)}")
+            yield reader.line_num, dict(zip(header, row))
 
 
-def _klue_entity(raw: str, text: str, path: str, line: int, name: str) -> Span:
-    """``"{'word': ..., 'start_idx': s, 'end_idx': e (inclusive), 'type': T}"`` -> Span (end exclusive)."""
-    try:
-        value = ast.literal_eval(raw.strip())
-    except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
-        raise DataError(path, line, name, f"not a Python dict literal ({type(err).__name__}): {raw[:80]!r}") from None
-    if not isinstance(value, dict):
-        raise DataError(path, line, name, f"expected a dict, got {type(value).__name__}")
-    missing = [k for k in _ENTITY_KEYS if k not in value]
-    if missing:
-        raise DataError(path, line, name, f"missing key(s) {missing}")
-    start, end = _int(value["start_idx"], path, line, f"{name}.start_idx"), _int(value["end_idx"], path, line, f"{name}.end_idx")
-    return _checked_span(text, start, end + 1, value["type"], value["word"], path, line, name)
+def _resolve(role: str, names: Iterable[str], given: Mapping[str, str],
+             candidates: dict[str, tuple[str, ...]]) -> str | None:
+    """The name playing ``role``: the configured one (which must exist), else the first candidate present."""
+    names = list(names)
+    if role in given:
+        return given[role] if given[role] in names else ""
+    return next((c for c in candidates[role] if c in names), None)
 
 
-# -- RE JSONL ------------------------------------------------------------------------------------
+def _raw_rows(path: Path, unit: str, records: Iterator[tuple[int, dict[str, Any]]], columns: dict[str, str],
+              keys: dict[str, str], require_label: bool) -> tuple[list[_Raw], dict[str, Any]]:
+    raws: list[_Raw] = []
+    col: dict[str, str | None] = {}
+    for n, record in records:
+        if not col:  # the first row fixes the columns (a CSV header: line 1)
+            where = 1 if unit == "line" and path.suffix.lower() == ".csv" else n
+            needed = ("text", "subject", "object", "label") if require_label else ("text", "subject", "object")
+            for role in COLUMN_NAMES:
+                col[role] = _resolve(role, record, columns, COLUMN_NAMES)
+                if role in needed and not col[role]:
+                    wanted = f"'{columns[role]}' (data.columns.{role})" if role in columns else \
+                        " or ".join(repr(c) for c in COLUMN_NAMES[role])
+                    raise DataError(str(path), where, role, f"no {role} column: {wanted} is not among the columns "
+                                    f"{list(record)}; name it with data.columns.{role}", unit=unit)
+        text = record.get(col["text"])
+        if not isinstance(text, str):
+            raise DataError(str(path), n, col["text"], f"expected the text as a string, got {type(text).__name__}",
+                            unit=unit)
+        entities = [_entity(record.get(col[role]), keys, str(path), n, col[role], unit) for role in ("subject", "object")]
+        label = record.get(col["label"], "") if col["label"] else ""
+        if require_label and (not isinstance(label, str) or not label.strip()):
+            raise DataError(str(path), n, col["label"], "empty label" if label == "" else
+                            f"expected a non-empty string, got {label!r}", unit=unit)
+        ident = record.get(col["id"]) if col["id"] else None
+        raws.append(_Raw(n, text, entities, str(label or "").strip(),
+                         str(ident).strip() if ident not in (None, "") else str(len(raws) + 1)))
+    layout = {"columns": {r: c for r, c in col.items() if c}, "column_names": (col.get("subject"), col.get("object"))}
+    return raws, layout
 
 
-def _jsonl_rows(path: Path, require_label: bool) -> Iterator[RelationExample | _Mismatch]:
-    for line, record in iter_jsonl(path):
+def _entity(value: Any, keys: dict[str, str], path: str, line: int, name: str, unit: str) -> tuple[int, int, str, str | None]:
+    if isinstance(value, str):
         try:
-            yield parse_re_record(record, str(path), line, require_label)
-        except _Mismatch as err:
-            yield err
+            value = ast.literal_eval(value.strip())  # a Python dict literal (KLUE-RE); JSON objects parse too
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise DataError(path, line, name, f"not a dict literal ({type(err).__name__}): {value[:80]!r}",
+                                unit=unit) from None
+    if not isinstance(value, dict):
+        raise DataError(path, line, name, f"expected a dict with the entity's offsets and type, got "
+                        f"{type(value).__name__}", unit=unit)
+    found = {role: _resolve(role, value, keys, KEY_NAMES) for role in KEY_NAMES}
+    missing = [role for role in ("start", "end", "type") if not found[role]]
+    if missing:
+        wanted = ", ".join(f"{r} ({keys[r]!r})" if r in keys else f"{r} ({' or '.join(map(repr, KEY_NAMES[r]))})"
+                           for r in missing)
+        raise DataError(path, line, name, f"missing key(s) {wanted}; its keys are {list(value)}; name them with "
+                        "data.entity_keys", unit=unit)
+    start = _int(value[found["start"]], path, line, f"{name}.{found['start']}", unit)
+    end = _int(value[found["end"]], path, line, f"{name}.{found['end']}", unit)
+    word = value.get(found["word"]) if found["word"] else None
+    return start, end, value[found["type"]], word if isinstance(word, str) else None
+
+
+def _decide_ends(raws: list[_Raw], offsets: str, fmt: str) -> tuple[str, str]:
+    """(inclusive | exclusive, why): as configured, or the convention under which more entity words
+    match the text over the whole file (ties and files without words: the format's convention)."""
+    if offsets != "auto":
+        return offsets, "data.offsets"
+    votes = {"exclusive": 0, "inclusive": 0}
+    for raw in raws:
+        for s, e, _, word in raw.entities:
+            if word is not None:
+                votes["exclusive"] += raw.text[s:e] == word
+                votes["inclusive"] += raw.text[s:e + 1] == word
+    if votes["exclusive"] == votes["inclusive"]:
+        return _DEFAULT_ENDS[fmt], f"the {fmt} convention (entity words match either way: {votes['exclusive']})"
+    ends = max(votes, key=votes.get)
+    words = sum(w is not None for raw in raws for *_, w in raw.entities)
+    return ends, f"entity words: {votes[ends]} of {words} match with {ends} ends, {votes[min(votes, key=votes.get)]} otherwise"
 
 
 def parse_re_record(record: Any, path: str = "<record>", line: int | None = None,
@@ -183,23 +278,26 @@ def write_re_jsonl(examples: Iterable[RelationExample], path: str | Path) -> int
 # -- checks --------------------------------------------------------------------------------------
 
 
-def _int(value: Any, path: str, line: int | None, name: str) -> int:
+def _int(value: Any, path: str, line: int | None, name: str, unit: str = "line") -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value)
-        raise DataError(path, line, name, f"expected an integer offset, got {value!r}")
+        if isinstance(value, float) and value.is_integer():  # pandas writes int columns with gaps as floats
+            return int(value)
+        raise DataError(path, line, name, f"expected an integer offset, got {value!r}", unit=unit)
     return value
 
 
 def _checked_span(text: str, start: int, end: int, etype: Any, word: Any, path: str, line: int | None,
-                  name: str) -> Span:
+                  name: str, unit: str = "line") -> Span:
     if not isinstance(etype, str) or not etype:
-        raise DataError(path, line, f"{name}.type", f"expected a non-empty string, got {etype!r}")
+        raise DataError(path, line, f"{name}.type", f"expected a non-empty string, got {etype!r}", unit=unit)
     if not 0 <= start < end <= len(text):
-        raise DataError(path, line, name, f"offsets [{start}, {end}) lie outside the sentence (length {len(text)})")
+        raise DataError(path, line, name, f"offsets [{start}, {end}) lie outside the sentence (length {len(text)})",
+                        unit=unit)
     if word is not None and text[start:end] != word:
         raise _Mismatch(path, line, f"{name}.word",
-                        f"entity word {word!r} does not match the text at its offsets: {text[start:end]!r}")
+                        f"entity word {word!r} does not match the text at its offsets: {text[start:end]!r}", unit=unit)
     return Span(start, end, etype)
 
 

@@ -84,11 +84,10 @@ class ReServing(TaskServing):
         from tqdm import tqdm
 
         from spanfirst.re.predictor import write_submission
-        from spanfirst.re.reader import read_re
+        from spanfirst.re.reader import read_re_as_configured
 
         predictor = model.impl.predictor
-        examples = read_re(source, "auto", on_mismatch=predictor.cfg.data.on_entity_mismatch,
-                           require_label=False).examples
+        examples = read_re_as_configured(source, predictor.cfg.data, "auto", require_label=False).examples
         probs = np.zeros((len(examples), len(predictor.labels)))
         with tqdm(total=len(examples), unit="row") as bar:
             for lo in range(0, len(examples), model.max_batch_size):

@@ -19,7 +19,7 @@ from spanfirst.re.features import ReFeature, collate, featurize
 from spanfirst.re.markers import add_marker_tokens, mark, marker_vocab
 from spanfirst.re.metrics import micro_f1, re_scores
 from spanfirst.re.model import ReModel
-from spanfirst.re.reader import ReadResult, check_labels, read_re, relation_labels
+from spanfirst.re.reader import ReadResult, check_labels, read_re_as_configured, relation_labels
 from spanfirst.tasks import Task, TaskServing, to_device
 
 
@@ -70,7 +70,7 @@ class ReTask(Task):
     def read_split(cls, cfg: RunConfig, path: str | None, limit: int | None) -> ReadResult:
         if not path:
             return ReadResult([])
-        return read_re(path, cfg.data.format, on_mismatch=cfg.data.on_entity_mismatch, limit=limit)
+        return read_re_as_configured(path, cfg.data, limit=limit)
 
     @classmethod
     def prepared(cls, cfg: RunConfig, train: ReadResult, dev: ReadResult,

@@ -127,3 +127,76 @@ def test_shared_klue_re_files(shared_re):
     check_labels(train.examples, labels, "train")
     unlabeled = read_re(shared_re / "klue-re-unlabeled.csv", limit=10)
     assert len(unlabeled.examples) == 10
+
+
+# -- layouts as teams publish them: a mapping, not a rewrite -------------------------------------
+
+
+def published_rows(end_exclusive: bool) -> list[dict]:
+    """KLUE-RE-like rows with other names: subject/object, relation, text/entity_type, string offsets."""
+    e = 1 if end_exclusive else 0
+    rows = []
+    for text, subj, obj, rel in [("삼양식품은 전중윤 창업주의 뜻을 기렸다.", ("삼양식품", 0, "ORG"), ("전중윤", 6, "PER"), "org:founded_by"),
+                                 ("John O'Neil joined Acme.", ("Acme", 19, "ORG"), ("John O'Neil", 0, "PER"),
+                                  "org:top_members/employees")]:
+        ents = [{"text": w, "start_idx": str(s), "end_idx": str(s + len(w) - 1 + e), "entity_type": t}
+                for w, s, t in (subj, obj)]
+        rows.append({"sentence": text, "subject": ents[0], "object": ents[1], "relation": rel})
+    return rows
+
+
+@pytest.mark.parametrize("end_exclusive", [False, True])
+def test_published_csv_with_other_names_index_column_and_auto_offsets(tmp_path, end_exclusive):
+    path = tmp_path / "published.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["", "sentence", "subject", "object", "relation"])  # pandas' unnamed index column
+        for i, r in enumerate(published_rows(end_exclusive)):
+            w.writerow([i, r["sentence"], repr(r["subject"]), repr(r["object"]), r["relation"]])
+    result = read_re(path)
+    a, b = result.examples
+    assert a.text[a.subject.start:a.subject.end] == "삼양식품" and b.text[b.object.start:b.object.end] == "John O'Neil"
+    assert a.label == "org:founded_by" and a.subject.type == "ORG"
+    assert result.notes["offsets"] == ("exclusive" if end_exclusive else "inclusive")
+    assert "4 of 4 match" in result.notes["offsets_decided_by"]
+    assert result.notes["columns"] == {"text": "sentence", "subject": "subject", "object": "object", "label": "relation"}
+    # forcing the other convention makes every word mismatch: the first row is named
+    with pytest.raises(DataError) as err:
+        read_re(path, offsets="inclusive" if end_exclusive else "exclusive")
+    assert err.value.line == 2 and err.value.field == "subject.word"
+
+
+def test_explicit_column_and_key_mapping_in_jsonl_and_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet
+
+    rows = [{"sent": r["sentence"], "head": {"surface": r["subject"]["text"], "kind": r["subject"]["entity_type"],
+                                             "b": int(r["subject"]["start_idx"]), "e": int(r["subject"]["end_idx"])},
+             "tail": {"surface": r["object"]["text"], "kind": r["object"]["entity_type"],
+                      "b": int(r["object"]["start_idx"]), "e": int(r["object"]["end_idx"])},
+             "rel": r["relation"]} for r in published_rows(True)]
+    mapping = {"columns": {"text": "sent", "subject": "head", "object": "tail", "label": "rel"},
+               "entity_keys": {"word": "surface", "type": "kind", "start": "b", "end": "e"}}
+    jsonl = tmp_path / "mapped.jsonl"
+    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    parquet = tmp_path / "mapped.parquet"
+    pyarrow.parquet.write_table(pa.Table.from_pylist(rows), parquet)
+    for path in (jsonl, parquet):
+        result = read_re(path, **mapping)
+        assert [e.label for e in result.examples] == ["org:founded_by", "org:top_members/employees"]
+        a = result.examples[0]
+        assert a.text[a.object.start:a.object.end] == "전중윤" and result.notes["offsets"] == "exclusive"
+    with pytest.raises(DataError, match=r"no label column: 'relation_type' \(data.columns.label\)") as err:
+        read_re(jsonl, columns={**mapping["columns"], "label": "relation_type"}, entity_keys=mapping["entity_keys"])
+    assert err.value.line == 1
+    with pytest.raises(DataError, match=r"row 1, field 'head': missing key\(s\) type \('entity_type'\)"):
+        read_re(parquet, columns=mapping["columns"], entity_keys={**mapping["entity_keys"], "type": "entity_type"})
+
+
+def test_config_rejects_an_unknown_role():
+    from spanfirst.config import ConfigError, ReRunConfig, apply_overrides
+
+    cfg = apply_overrides(ReRunConfig(), {"data.columns": {"label": "relation"}})
+    assert cfg.data.columns == {"label": "relation"}
+    with pytest.raises((ConfigError, ValueError), match="unknown role"):
+        apply_overrides(ReRunConfig(), {"data.entity_keys": {"offset": "b"}})
