@@ -48,14 +48,26 @@ class Task(ABC):
             raise ValueError("data.train: a training file is required")
         train = cls.read_split(cfg, cfg.data.train, cfg.data.max_train_examples)
         dev = cls.read_split(cfg, cfg.data.dev, cfg.data.max_dev_examples)
-        return cls.prepared(cfg, train, dev, None)
+        return cls._with_summaries(cfg, train, dev, cls.prepared(cfg, train, dev, None))
 
     @classmethod
     def prepare_eval(cls, cfg: RunConfig, checkpoint: Checkpoint) -> dict[str, Any]:
         """For evaluating a saved checkpoint on all of ``data.dev`` (train: for the baseline)."""
         train = cls.read_split(cfg, cfg.data.train, cfg.data.max_train_examples)
         dev = cls.read_split(cfg, cfg.data.dev, None)
-        return cls.prepared(cfg, train, dev, checkpoint)
+        return cls._with_summaries(cfg, train, dev, cls.prepared(cfg, train, dev, checkpoint))
+
+    @classmethod
+    def summarize(cls, path: str, read: Any) -> dict[str, Any]:
+        """What :meth:`read_split` read from ``path`` (:mod:`spanfirst.data.summary`)."""
+        return {}
+
+    @classmethod
+    def _with_summaries(cls, cfg: RunConfig, train: Any, dev: Any, prepared: dict[str, Any]) -> dict[str, Any]:
+        """``prepared["data"]``: the summary of each split read (the report's and MLflow's data section)."""
+        prepared["data"] = {split: cls.summarize(path, read) for split, path, read in
+                            (("train", cfg.data.train, train), ("dev", cfg.data.dev, dev)) if path}
+        return prepared
 
     # -- model --------------------------------------------------------------------------------
     @abstractmethod

@@ -125,6 +125,27 @@ def log_metrics(uri: str, run_id: str, metrics: dict[str, Any], step: int) -> No
         client(uri).log_batch(run_id, metrics=batch[lo : lo + 1000])
 
 
+def log_datasets(uri: str, run_id: str, data: dict[str, dict[str, Any]]) -> None:
+    """The run's data files as MLflow dataset inputs (the UI's Dataset column), one per split,
+    with the reader's summary as the profile; ``data``: split -> :mod:`spanfirst.data.summary` dict."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    inputs = []
+    for split, summary in data.items():
+        if not summary:
+            continue
+        source = summary["file"]
+        profile = {k: v for k, v in summary.items() if k not in ("file", "digest")}
+        inputs.append(DatasetInput(
+            Dataset(name=Path(source).name, digest=summary["digest"],
+                    source_type="local" if "://" not in source else source.split("://", 1)[0],
+                    source=json.dumps({"uri": source}), profile=json.dumps(profile, ensure_ascii=False)),
+            tags=[InputTag(MLFLOW_DATASET_CONTEXT, split)]))
+    if inputs:
+        client(uri).log_inputs(run_id, datasets=inputs)
+
+
 def log_evaluation_artifacts(uri: str, run_id: str, checkpoint_dir: str | Path) -> list[str]:
     """The checkpoint's evaluation report and its confusion matrices (JSON + PNG) on a run.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
@@ -12,6 +13,7 @@ from spanfirst.checkpoint import Checkpoint
 from spanfirst.config import RunConfig, apply_overrides
 from spanfirst.data.alignment import AlignedExample
 from spanfirst.data.readers import label_set, read_ner
+from spanfirst.data.summary import ner_summary
 from spanfirst.data.types import Example
 from spanfirst.ner.baseline import DictionaryBaseline
 from spanfirst.ner.calibration import best_threshold
@@ -39,21 +41,36 @@ def train_span_lengths(cfg: RunConfig, head: type[NerHead], train: list[Example]
     return [e - s + 1 for a in aligned for s, e, _ in a.gold]
 
 
+@dataclass
+class NerRead:
+    """The examples of one split and what the reader decided itself (format, offsets)."""
+
+    examples: list[Example]
+    notes: dict[str, Any]
+
+
 class NerTask(Task):
     name = "ner"
     main_metric = "strict_f1"
 
     @classmethod
-    def read_split(cls, cfg: RunConfig, path: str | None, limit: int | None) -> list[Example]:
+    def read_split(cls, cfg: RunConfig, path: str | None, limit: int | None) -> NerRead:
         if not path:
-            return []
-        d = cfg.data
-        return read_ner(path, d.format, conll_token_column=d.conll_token_column, conll_tag_column=d.conll_tag_column,
-                        conll_scheme=d.conll_scheme, offsets=d.offsets, limit=limit)
+            return NerRead([], {})
+        d, notes = cfg.data, {}
+        examples = read_ner(path, d.format, conll_token_column=d.conll_token_column,
+                            conll_tag_column=d.conll_tag_column, conll_scheme=d.conll_scheme, offsets=d.offsets,
+                            limit=limit, notes=notes)
+        return NerRead(examples, notes)
 
     @classmethod
-    def prepared(cls, cfg: RunConfig, train: list[Example], dev: list[Example],
+    def summarize(cls, path: str, read: NerRead) -> dict[str, Any]:
+        return ner_summary(path, read.examples, read.notes)
+
+    @classmethod
+    def prepared(cls, cfg: RunConfig, train_read: NerRead, dev_read: NerRead,
                  checkpoint: Checkpoint | None) -> dict[str, Any]:
+        train, dev = train_read.examples, dev_read.examples
         if checkpoint is not None:
             types, backbone = checkpoint.labels["types"], checkpoint.backbone_path
         else:
@@ -154,6 +171,7 @@ class NerTask(Task):
         report["alignment"] = {"train": self.train_report.as_dict(), "dev": self.dev_report.as_dict()}
         if self.prepared.get("fitted"):
             report["fitted_to_training_data"] = self.prepared["fitted"]
+        report["data"] = self.prepared.get("data", {})
         flat = summary(report)
         if calibration:
             report["calibration"] = calibration

@@ -13,6 +13,7 @@ from torch import nn
 from spanfirst.backbone import load_tokenizer, resolve_backbone
 from spanfirst.checkpoint import Checkpoint
 from spanfirst.config import RunConfig
+from spanfirst.data.summary import re_summary
 from spanfirst.data.types import RelationExample
 from spanfirst.re.baseline import TypePairBaseline
 from spanfirst.re.features import ReFeature, collate, featurize
@@ -71,6 +72,10 @@ class ReTask(Task):
         if not path:
             return ReadResult([])
         return read_re_as_configured(path, cfg.data, limit=limit)
+
+    @classmethod
+    def summarize(cls, path: str, read: ReadResult) -> dict[str, Any]:
+        return re_summary(path, read.examples, read.skipped, read.skipped_rows, read.notes)
 
     @classmethod
     def prepared(cls, cfg: RunConfig, train: ReadResult, dev: ReadResult,
@@ -189,6 +194,7 @@ class ReTask(Task):
         report["type_pair_baseline"] = {"micro": micro_f1(gold, base, neg),
                                         "accuracy": float(np.mean(np.asarray(gold) == np.asarray(base))) if gold else 0.0}
         report["windows"] = {"train": self.train_windows.as_dict(), "dev": self.dev_windows.as_dict()}
+        report["data"] = self.prepared.get("data", {})
         report["skipped_mismatched_rows"] = {**self.prepared.get("skipped", {}),
                                              "first": self.prepared.get("skipped_rows", [])}
         report["predictions"] = [

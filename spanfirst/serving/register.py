@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from spanfirst import checkpoint as ckpt
 from spanfirst import tracking
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def register_checkpoint(checkpoint: str | Path, cfg: RunConfig, history: list[di
                           tags={"spanfirst.task": cfg.task, "spanfirst.source": "pipelines/train.py"}).info.run_id
     try:
         tracking.log_params(uri, run_id, tracking.flatten(cfg.to_dict()))
+        tracking.log_datasets(uri, run_id, (ckpt.read(checkpoint).metrics().get("report") or {}).get("data", {}))
         for row in history:
             tracking.log_metrics(uri, run_id, row, step=int(row.get("epoch", 0)))
         tracking.log_metrics(uri, run_id, {f"best_{METRIC}": score}, step=0)

@@ -179,7 +179,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
     else:
         name = f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         exp_dir = Storage(storage.child(name))
-        runs = SweepRuns.create(space, uri, name, conc)
+        runs = SweepRuns.create(space, uri, name, conc, prepared.get("data"))
         exp_dir.write_bytes(json.dumps({**runs.state(), "space_file": str(space.path.resolve()),
                                         "seed": s.search.seed}, indent=1).encode("utf-8"), STATE_FILE)
     ctx = {"base": space.base.to_dict(), "prepared": prepared, "runs": runs, "storage": exp_dir.root,

@@ -53,9 +53,10 @@ class SweepRuns:
     # --- the parent run (driver) ---
 
     @classmethod
-    def create(cls, space: SweepSpace, uri: str, name: str, concurrency: int) -> SweepRuns:
+    def create(cls, space: SweepSpace, uri: str, name: str, concurrency: int,
+               data: dict[str, dict[str, Any]] | None = None) -> SweepRuns:
         """A new parent run in the space's experiment: space file and resolved space, seed,
-        versions, git commit, the search settings as params."""
+        versions, git commit, the search settings as params, the data files as dataset inputs."""
         import ray
         import torch
 
@@ -80,6 +81,7 @@ class SweepRuns:
         c.log_artifact(run_id, str(space.path), "space")
         c.log_dict(run_id, space.resolved(), "space/resolved_space.json")
         c.log_dict(run_id, space.base.to_dict(), "space/base_config.json")
+        tracking.log_datasets(uri, run_id, data or {})
         return cls(uri, experiment_id, run_id)
 
     @classmethod

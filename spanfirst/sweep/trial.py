@@ -61,6 +61,8 @@ class SweepReportCallback(TuneReportCallback):
         t = self.trial
         self.run_id, self.logged_epochs = self.runs.start_trial(t["trial_id"], t["run_name"], t["tags"])
         tracking.log_params(self.runs.uri, self.run_id, self.params)
+        if not self.logged_epochs:  # a new run (a restarted trial's run has its datasets)
+            tracking.log_datasets(self.runs.uri, self.run_id, t.get("data", {}))
 
     def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:  # noqa: ANN001
         now = time.time()
@@ -108,7 +110,8 @@ def run_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     runs: SweepRuns = ctx["runs"]
     trial = {"trial_id": trial_id, "run_name": f"trial-{trial_index(trial_id):03d}",
              "tags": {"spanfirst.sweep": ctx["sweep_name"], "spanfirst.task": cfg.task,
-                      "spanfirst.sampled": ",".join(sorted(config))}}
+                      "spanfirst.sampled": ",".join(sorted(config))},
+             "data": ctx["prepared"].get("data", {})}
     folder = Storage(ctx["storage"])  # the sweep's folder (local or a URI); Train runs under trials/
     folder.remove_dir("trials", trial_id)  # a restarted trial starts clean
     params = tracking.flatten(cfg.to_dict())

@@ -74,6 +74,12 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
     for tag in ("mlflow.source.git.commit", "ray_version", "torch_version"):
         assert parent.data.tags.get(tag), tag
     assert parent.data.metrics["trials"] == 4
+    # the data files are the runs' dataset inputs (the UI's Dataset column), with the reader's summary
+    inputs = {i.tags[0].value: i.dataset for i in c.get_run(parent.info.run_id).inputs.dataset_inputs}
+    assert set(inputs) == {"train", "dev"}
+    profile = json.loads(inputs["train"].profile)
+    assert profile["examples"] > 0 and sum(profile["labels"].values()) == profile["examples"]
+    assert profile["skipped_rows"] == 0 and profile["offsets"] in ("inclusive", "exclusive")
     parent_files = {a.path for d in ("space", "sweep") for a in c.list_artifacts(parent.info.run_id, d)}
     assert {"space/good.yaml", "space/resolved_space.json", "sweep/trials.csv", "sweep/progress.png"} <= parent_files
     table = c.download_artifacts(parent.info.run_id, "sweep/trials.csv", str(tmp_path))
@@ -96,6 +102,8 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
         steps = sorted(m.step for m in history)
         assert steps == list(range(1, len(steps) + 1)) and steps, steps  # step = epoch, once each
         assert run.data.metrics["trial_overhead_seconds"] > 0
+        child_inputs = c.get_run(run.info.run_id).inputs.dataset_inputs
+        assert sorted(i.dataset.digest for i in child_inputs) == sorted(d.digest for d in inputs.values())
         if tags["spanfirst.status"] == "stopped_by_asha":
             assert run.info.status == "KILLED" and len(steps) < 2
         else:
