@@ -518,10 +518,11 @@ def write_span_jsonl(examples: Iterable[Example], path: str | Path) -> int:
 
 
 def read_conll(path: str | Path, token_column: int = 0, tag_column: int | Sequence[int] = -1,
-               scheme: str = "auto") -> list[Example]:
+               scheme: str = "auto", notes: dict[str, Any] | None = None) -> list[Example]:
     """Whitespace-separated columns, one token per line, a blank line between sentences.
 
-    ``-DOCSTART-`` lines are skipped. Every line must have as many columns as the first one;
+    ``-DOCSTART-`` lines and ``# ...`` comment lines (:func:`_is_comment`) are skipped. Every line
+    must have as many columns as the first one;
     columns are indices into that (negative counts from the end). Text is the tokens joined
     with single spaces. ``tag_column`` may list several columns: each is one nesting level
     (outer and embedded entities), their spans are merged. A column left unread that holds
@@ -543,6 +544,8 @@ def read_conll(path: str | Path, token_column: int = 0, tag_column: int | Sequen
             if sentences[-1]:
                 sentences.append([])
             continue
+        if _is_comment(line, cols, token_column, width):
+            continue
         if width < 0:
             width = len(cols)
             tok_i, tag_is = _columns(width, token_column, wanted, path, n)
@@ -559,15 +562,29 @@ def read_conll(path: str | Path, token_column: int = 0, tag_column: int | Sequen
             tags = [_read_tag(cols[ti], scheme, path, n, f"tag (column {ti})") for n, cols in rows]
             spans += _to_example(tokens, tags, " ").entities
         examples.append(Example(" ".join(tokens), spans))
-    _warn_unread_tag_columns(path, sentences, width, [tok_i, *tag_is], label_set(examples))
+    unread = _warn_unread_tag_columns(path, sentences, width, [tok_i, *tag_is], label_set(examples))
+    if notes is not None:
+        notes["tag_columns"] = tag_is
+        if unread:
+            notes["unread_tag_columns"] = unread
     return _nonempty(path, examples)
 
 
+def _is_comment(line: str, cols: list[str], token_column: int, width: int) -> bool:
+    """``# ...`` lines (GermEval's source lines, CoNLL-U's ``# sent_id``): a ``#`` and whitespace at
+    the start of the line, where the token is not the first column or the column count is not a
+    token line's (so a ``#`` token of a two-column file still reads as a token)."""
+    if not (cols[0] == "#" and line[:1] == "#"):
+        return False
+    return token_column != 0 or (width > 0 and len(cols) != width) or width < 0 and len(cols) > 2
+
+
 def _warn_unread_tag_columns(path: Path, sentences: list[list[tuple[int, list[str]]]], width: int,
-                             read: list[int], read_types: list[str]) -> None:
+                             read: list[int], read_types: list[str]) -> dict[int, int]:
     """Warn about each unread column whose every value is a tag and whose entity types overlap
     the read ones (another nesting level of the same annotation; CoNLL-2003's chunk column, with
-    NP/VP types, is not one)."""
+    NP/VP types, is not one). Returns {column: entities in it} of those."""
+    unread = {}
     for col in range(max(width, 0)):
         if col in read:
             continue
@@ -578,10 +595,12 @@ def _warn_unread_tag_columns(path: Path, sentences: list[list[tuple[int, list[st
         except ValueError:
             continue  # not a tag column (tokens, POS, lemmas, ...)
         if types.keys() & set(read_types):
+            unread[col] = sum(types.values())
             counts = ", ".join(f"{t} {c}" for t, c in types.most_common(6)) + (", ..." if len(types) > 6 else "")
             warnings.warn(f"{path}: column {col} holds tags too ({sum(types.values())} entities: {counts}) and is "
                           f"not read; read it as another nesting level with data.conll_tag_column: "
                           f"{sorted(set(read[1:]) | {col})} (columns count from 0)", DataWarning, stacklevel=3)
+    return unread
 
 
 def _columns(width: int, token_column: int, tag_columns: Sequence[int], path: Path,
@@ -697,5 +716,5 @@ def read_ner(path: str | Path, fmt: str = "auto", *, conll_token_column: int = 0
     elif fmt == "token_jsonl":
         examples = read_token_jsonl(path, offsets, notes)
     else:
-        examples = read_conll(path, conll_token_column, conll_tag_column, conll_scheme)
+        examples = read_conll(path, conll_token_column, conll_tag_column, conll_scheme, notes)
     return examples if limit is None else examples[:limit]

@@ -446,3 +446,26 @@ def test_parquet_export_with_class_label_tags_and_an_arrow_span_file(tmp_path):
     arrow = tmp_path / "spans.arrow"
     pyarrow.feather.write_feather(spans, arrow)
     assert surfaces(read_ner(arrow)[0]) == [("김흥국", "PS")]
+
+
+def test_germeval_layout_index_token_two_levels_and_comment_lines(tmp_path):
+    text = ("#\thttp://example.org/a\t[2010-07-04]\t\n1\tDer\tO\tO\n2\tADAC\tB-ORG\tB-ORG\n3\tGT\tI-ORG\tO\n"
+            "4\tauf\tO\tO\n5\tEurospeedway\tB-ORG\tO\n6\tLausitz\tI-ORG\tB-LOC\n7\t#\tO\tO\n\n"
+            "# sent_id = 2\n1\tIn\tO\tO\n2\tDeutschland\tB-LOC\tO\n")
+    path = write(tmp_path, "NER-de-dev.tsv", text)
+    first, second = read_ner(path, conll_token_column=1, conll_tag_column=[2, 3])
+    assert first.text == "Der ADAC GT auf Eurospeedway Lausitz #"  # a '#' token inside a sentence stays a token
+    assert surfaces(first) == [("ADAC", "ORG"), ("ADAC GT", "ORG"), ("Eurospeedway Lausitz", "ORG"), ("Lausitz", "LOC")]
+    assert second.text == "In Deutschland" and surfaces(second) == [("Deutschland", "LOC")]
+    # a two-column file whose token is a lone '#' keeps it
+    tweets = write(tmp_path, "tweets.conll", "# O\nlove O\nParis B-LOC\n")
+    [ex] = read_ner(tweets)
+    assert ex.text == "# love Paris" and surfaces(ex) == [("Paris", "LOC")]
+
+
+def test_unread_tag_columns_land_in_the_notes(tmp_path):
+    path = write(tmp_path, "nested.conll", NESTED)
+    notes = {}
+    with pytest.warns(DataWarning):
+        read_ner(path, notes=notes)
+    assert notes == {"format": "conll", "tag_columns": [2], "unread_tag_columns": {1: 2}}
