@@ -717,4 +717,6 @@ def read_ner(path: str | Path, fmt: str = "auto", *, conll_token_column: int = 0
         examples = read_token_jsonl(path, offsets, notes)
     else:
         examples = read_conll(path, conll_token_column, conll_tag_column, conll_scheme, notes)
+    if limit is not None and notes is not None and len(examples) > limit:
+        notes["examples_in_file"] = len(examples)  # the summary counts the first ``limit``
     return examples if limit is None else examples[:limit]

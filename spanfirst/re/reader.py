@@ -110,6 +110,7 @@ def read_re(path: str | Path, fmt: str = "auto", *, on_mismatch: str = "fail", l
             continue
         result.examples.append(example)
         if limit is not None and len(result.examples) >= limit:
+            result.notes["rows_in_file"] = len(raws)  # the summary counts the first ``limit``
             break
     return result
 
