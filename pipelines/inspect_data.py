@@ -18,12 +18,18 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from spanfirst.config import ConfigError, apply_overrides, config_class, load_config, parse_override
+from spanfirst.config import (
+    ConfigError,
+    apply_overrides,
+    config_class,
+    load_config,
+    parse_override,
+)
 from spanfirst.data.summary import spread, summary_lines
 from spanfirst.errors import DataError
 
 
-def ner_tokens(cfg, prepared: dict) -> list[str]:  # noqa: ANN001
+def ner_tokens(cfg, prepared: dict) -> list[str]:
     """Token-level facts under the config's tokenizer and head."""
     from spanfirst.ner.candidates import structural_reach
     from spanfirst.ner.task import NerTask, head_of, train_span_lengths

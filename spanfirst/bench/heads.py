@@ -86,21 +86,32 @@ def best_time(fn: Callable[[], Any], repeats: int) -> float:
 
 def base_size_costs(train_texts: list[str], dev: list[Example], types: list[str], cache: Path,
                     lengths: tuple[int, ...] = (32, 64, 128), batch: int = 8, repeats: int = 3) -> list[dict[str, Any]]:
+    """:func:`head_costs` on a randomly initialised encoder of xlm-roberta-base's shape."""
+    return head_costs(str(ensure_tiny_backbone(train_texts, BASE_SHAPE, cache)), dev, types, HEADS, lengths, batch,
+                      repeats)
+
+
+def head_costs(path: str, dev: list[Example], types: list[str], heads: dict[str, tuple[str, dict[str, Any]]],
+               lengths: tuple[int, ...], batch: int, repeats: int = 3) -> list[dict[str, Any]]:
     """Seconds per batch of the encoder alone and of each head's model (inference = decode,
-    training = forward + backward of the loss) at each sequence length; one shared encoder."""
+    training = forward + backward of the loss) at each sequence length; one shared encoder.
+    Heads that fit to the data (span-first's length bins) fit to the dev entities' token lengths."""
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    path = str(ensure_tiny_backbone(train_texts, BASE_SHAPE, cache))
     tok, encoder = load_tokenizer(path), load_encoder(path)
     encoder.eval()  # as in the head models' timings: no dropout
     rows = []
     models = {}
-    for label, (head, _overrides) in HEADS.items():
-        cfg = apply_overrides(NerRunConfig(), {"model.backbone": path, "model.head": head, "model.dropout": 0.0})
+    for label, (head, overrides) in heads.items():
+        cfg = apply_overrides(NerRunConfig(), {**overrides, "model.backbone": path, "model.head": head,
+                                               "model.dropout": 0.0})
         spec = get_head(head)
         spec.prepare_tokenizer(tok)  # GLiNER's prompt tokens; the other heads ignore the extra embedding rows
         if len(tok) > encoder.get_input_embeddings().num_embeddings:
             encoder.resize_token_embeddings(len(tok))
+        if spec.needs_fitting(cfg):
+            aligned, _ = align_examples(tok, dev, types, max(lengths))
+            cfg = apply_overrides(cfg, spec.fit(cfg, [e - s + 1 for a in aligned for s, e, _ in a.gold]))
         models[label] = spec.build(encoder, cfg, {"types": types, **spec.label_info(tok, types)})
     for length in lengths:
         items, _ = align_examples(tok, base_size_examples(dev, length)[:batch], types, length)

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from spanfirst.bench.heads import mean_spread
+from spanfirst.bench.heads import head_costs, mean_spread
 from spanfirst.bench.ner import inference_speed, reuse_or_train
 from spanfirst.bench.report import table
 from spanfirst.bench.sweep import timed_sweep
@@ -127,10 +127,13 @@ def run(data_dir: Path, out: Path, setup: Setup = Setup()) -> str:
             print(f"[heads-wnut17] {label} seed {seed}: dev {runs[-1]['dev']:.3f} test {runs[-1]['test']:.3f}",
                   flush=True)
         results[label] = {"lr": lr, "grid": grid, "runs": runs}
-    dev_texts = [e.text for e in read_ner(cfg.data.dev, fmt="conll")]
+    dev = read_ner(cfg.data.dev, fmt="conll")
+    dev_texts = [e.text for e in dev]
     load_speed = os.getloadavg()[0]
     for label, r in results.items():
         r["speed"] = inference_speed(r["runs"][0]["best_dir"], dev_texts, repeats=2)["sentences_per_second"]
+    types = sorted({s.type for e in dev for s in e.entities})
+    costs = {c["head"]: c for c in head_costs(str(minilm_path()), dev, types, HEADS, (64,), setup.batch_size)}
     base = results[BASELINE]
     base_epoch = statistics.mean(x["epoch_seconds"] for x in base["runs"])
     rows = []
@@ -138,7 +141,8 @@ def run(data_dir: Path, out: Path, setup: Setup = Setup()) -> str:
         epoch = statistics.mean(x["epoch_seconds"] for x in r["runs"])
         rows.append([
             label, f"{r['lr']:g}", mean_spread([x["dev"] for x in r["runs"]]), mean_spread([x["test"] for x in r["runs"]]),
-            epoch / base_epoch, base["speed"] / r["speed"],
+            costs[label]["train"] / costs[BASELINE]["train"], epoch / base_epoch,
+            costs[label]["infer"] / costs[BASELINE]["infer"], base["speed"] / r["speed"],
         ])
     diagnostics = []
     for label, r in results.items():
@@ -163,12 +167,14 @@ def run(data_dir: Path, out: Path, setup: Setup = Setup()) -> str:
         f"strict F1 after {setup.sweep_epochs} epoch in a grid sweep run with `pipelines/sweep.py` (same budget per "
         f"head). Regenerate with `pip install -e '.[bench]'` then `python pipelines/benchmark.py heads-wnut17` "
         f"(about 80 minutes here; `--workdir DIR` reuses finished runs). Load average {load:.1f} before the "
-        f"training runs, {load_speed:.1f} before the prediction timings. Time ratios are to BIO: training "
-        "seconds per epoch (mean over seeds), prediction seconds per sentence (NerPredictor over dev, batch 64, "
-        "best of 2, the seed-0 checkpoint).",
+        f"training runs, {load_speed:.1f} before the timings. Time ratios are to BIO, measured after the "
+        f"training runs in one process: a training step (forward + backward, batch {setup.batch_size} of dev "
+        "sentences joined to 64 tokens, best of 3) and a decode of the same batch; also each run's seconds per "
+        "epoch (mean over seeds; other work on the machine during a run inflates it) and the full predictor "
+        "over dev (NerPredictor, batch 64, best of 2, the seed-0 checkpoint).",
         "",
-        table(["head", "backbone lr", "dev strict F1", "test strict F1", "train time / BIO",
-               "prediction time / BIO"], rows),
+        table(["head", "backbone lr", "dev strict F1", "test strict F1", "train step / BIO", "epoch / BIO",
+               "decode / BIO", "predictor / BIO"], rows),
         "",
         f"Filtered dictionary floor (training surface forms that are entities in at least half of their "
         f"occurrences): dev {floor['dev_floor']:.3f}, test {floor['test_floor']:.3f}. WNUT-17's dev and test "
