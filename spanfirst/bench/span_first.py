@@ -26,7 +26,9 @@ STEPS: dict[str, tuple[str, dict[str, Any]]] = {
     "+ endpoint span representation": ("span_first", {**FITTED, "ner.span_representation": "endpoints"}),
     "+ all candidates as negatives, 2x start candidates, focal alpha 0.5": (
         "span_first", {"ner.span_representation": "endpoints"}),
-    "+ a per-type query.key pointer on the endpoints (the defaults)": ("span_first", {}),
+    "+ a per-type query.key pointer on the endpoints": ("span_first", {"ner.type_decision": "softmax"}),
+    "+ multilabel type decision (per-type sigmoid, GlobalPointer's loss on the candidates)": (
+        "span_first", {"ner.type_decision": "multilabel"}),
     "GlobalPointer": ("global_pointer", {}),
 }
 
