@@ -189,10 +189,11 @@ class NerConfig(Strict):
     # token longer or shorter.
     # "pointer": endpoints plus a per-type rotary query.key score of the first and last token.
     span_representation: Literal["mean", "endpoints", "pointer"] = "pointer"
-    # How a candidate gets its type: "softmax" over the types and "no entity" (the design; class
-    # weights and label smoothing apply), or "multilabel": one sigmoid per type trained with
-    # GlobalPointer's multi-label loss over the sentence's candidates, scored by that sigmoid alone.
-    type_decision: Literal["softmax", "multilabel"] = "softmax"
+    # How a candidate gets its type: "multilabel": one sigmoid per type trained with GlobalPointer's
+    # multi-label loss over the sentence's candidates, scored by that sigmoid alone (measured better
+    # on WNUT-17 with MiniLM and on KLUE-NER, docs/benchmarks.md); or "softmax" over the types and
+    # "no entity" (the design; type class weights and label smoothing apply only to it).
+    type_decision: Literal["softmax", "multilabel"] = "multilabel"
     top_k: TopKConfig = Field(default_factory=TopKConfig)
     nms_iou: float = Field(0.5, gt=0.0, le=1.0)
     max_outputs: int = Field(10, ge=1)

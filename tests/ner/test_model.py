@@ -68,8 +68,8 @@ def test_forward_loss_is_finite_and_reaches_every_head(model_and_items):
         assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("options", [{}, {"soft_start_labels": True, "partial_credit": True},
-                                     {"type_decision": "multilabel"}])
+@pytest.mark.parametrize("options", [{}, {"type_decision": "softmax"},
+                                     {"type_decision": "softmax", "soft_start_labels": True, "partial_credit": True}])
 def test_overfits_a_handful_of_sentences(model_and_items, options):
     model, tok, items = model_and_items
     # one length bin per token length, so every gold span is reachable: F1 = 1.0 is possible
