@@ -2,8 +2,9 @@
 
 Training and inference share one candidate generator (dynamic top-k starts expanded into every
 length of the bins, or one representative length per bin); the type head scores each candidate
-from its first, last and mean token states (``ner.span_representation``), class 0 meaning "no
-entity". Everything in ``forward`` is batched tensor work.
+from its first, last and mean token states (``ner.span_representation``): one sigmoid per type
+(``ner.type_decision: multilabel``) or a softmax whose class 0 means "no entity". Everything in
+``forward`` is batched tensor work.
 """
 
 from __future__ import annotations
