@@ -138,7 +138,7 @@ def head_costs(path: str, dev: list[Example], types: list[str], heads: dict[str,
             rows.append({"head": label, "length": length, "infer": infer, "infer_ratio": infer / enc_infer,
                          "train": train, "train_ratio": train / enc_train, "params": head_parameters(model),
                          "enc_infer": enc_infer, "enc_train": enc_train})
-            print(f"[heads] base size, {length} tokens, {label}: inference {infer / enc_infer:.2f}x, "
+            print(f"[heads] {length} tokens, {label}: inference {infer / enc_infer:.2f}x, "
                   f"training {train / enc_train:.2f}x", flush=True)
     return rows
 

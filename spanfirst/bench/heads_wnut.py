@@ -108,7 +108,7 @@ def tune_lr(cfg: NerRunConfig, work: Path, label: str, head: str, overrides: dic
 def run(data_dir: Path, out: Path, setup: Setup = Setup()) -> str:
     cfg = base_config(data_dir, out, setup)
     test_file = str(data_dir / "wnut17" / "wnut17-test.conll")
-    load = os.getloadavg()[0]
+    load = os.getloadavg()[0]  # (a finished_only report: the load now, not the training runs')
     results: dict[str, dict[str, Any]] = {}
     for label, (head, overrides) in HEADS.items():
         slug = head + "".join(f"-{v}" for v in overrides.values())
