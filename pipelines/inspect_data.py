@@ -32,12 +32,12 @@ from spanfirst.errors import DataError
 def ner_tokens(cfg, prepared: dict) -> list[str]:
     """Token-level facts under the config's tokenizer and head."""
     from spanfirst.ner.candidates import structural_reach
-    from spanfirst.ner.task import NerTask, head_of, train_span_lengths
+    from spanfirst.ner.task import NerTask, head_of
 
     task_cfg = apply_overrides(cfg, prepared.get("fitted", {}), "fitted to this file") if prepared.get("fitted") else cfg
     head = head_of(task_cfg)
-    lengths = train_span_lengths(task_cfg, head, prepared["train"], prepared["types"], prepared["backbone_path"])
-    task = NerTask(task_cfg, prepared)
+    task = NerTask(task_cfg, prepared)  # tokenises and aligns as training would
+    lengths = [e - s + 1 for a in task.train_aligned for s, e, _ in a.gold]
     rep = task.train_report.as_dict()
     reach = head.span_lengths(task_cfg)
     lines = [f"tokens ({cfg.model.backbone}, max_length {cfg.model.max_length}):",

@@ -21,7 +21,6 @@ from spanfirst.data.types import Example, Span
 from spanfirst.errors import DataError, DataWarning
 
 NER_FORMATS = ("klue_bio", "surface_jsonl", "span_jsonl", "offsets_jsonl", "token_jsonl", "conll")
-RECORD_FORMATS = ("surface_jsonl", "span_jsonl", "offsets_jsonl", "token_jsonl")  # JSON lines or Parquet/Arrow
 OFFSETS = ("auto", "exclusive", "inclusive")
 _TABLE_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc")
 
@@ -255,14 +254,16 @@ class Records:
         return DataError(str(self.path), n, where, message, unit=self.unit)
 
 
-def read_records(path: str | Path) -> Records:
+def read_records(path: str | Path, limit: int | None = None) -> Records:
+    """Every row (or the first ``limit`` of a table: format detection needs one)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: NER data file not found")
     if not is_table_file(path):
         return Records(path, list(iter_jsonl(path)))
     table = _read_table(path)
-    return Records(path, list(enumerate(table.to_pylist(), 1)), "row", _class_names(table))
+    rows = (table if limit is None else table.slice(0, limit)).to_pylist()
+    return Records(path, list(enumerate(rows, 1)), "row", _class_names(table))
 
 
 def _field(record: dict[str, Any], key: str, kind: type | tuple[type, ...], src: Records, n: int,
@@ -338,8 +339,7 @@ def read_surface_jsonl(path: str | Path) -> list[Example]:
     return _nonempty(src.path, examples)
 
 
-def _entity_list(record: dict[str, Any], src: Records, n: int, length: int,
-                 unit: str) -> list[tuple[int, int, str, str]]:
+def _entity_list(record: dict[str, Any], src: Records, n: int) -> list[tuple[int, int, str, str]]:
     """``entities: [{start, end, type}]`` as (start, end as written, type, where)."""
     out = []
     for k, ent in enumerate(_field(record, "entities", list, src, n, "a list of {start, end, type}")):
@@ -369,7 +369,7 @@ def read_span_jsonl(path: str | Path) -> list[Example]:
     for n, record in src.rows:
         text = _field(record, "text", str, src, n, "a string")
         spans = []
-        for start, end, typ, where in _entity_list(record, src, n, len(text), "characters"):
+        for start, end, typ, where in _entity_list(record, src, n):
             _check_offsets(src, n, where, start, end, len(text), "characters in the text")
             spans.append(Span(start, end, typ))
         examples.append(Example(text, spans, _ident(record, src, n)))
@@ -448,7 +448,7 @@ def read_token_jsonl(path: str | Path, offsets: str = "auto", notes: dict[str, A
         if not all(isinstance(t, str) and t and not t.isspace() for t in tokens):
             raise src.error(n, "tokens", "expected non-empty token strings without whitespace only")
         if "entities" in record:
-            ents = _entity_list(record, src, n, len(tokens), "tokens")
+            ents = _entity_list(record, src, n)
             single |= any(s == e for s, e, _, _ in ents)
             parsed.append((n, record, tokens, ents, None))
         else:
@@ -652,7 +652,7 @@ def detect_format(path: str | Path) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: NER data file not found")
     if is_table_file(path):
-        src = read_records(path)
+        src = read_records(path, limit=1)
         if not src.rows:
             raise src.error(None, None, "no examples found (empty table)")
         return _one_layout(src, *src.rows[0])

@@ -195,12 +195,11 @@ class SpanFirstModel(nn.Module):
         B, T = start_logits.shape
         cands = generate_candidates(start_logits, text_mask, cfg.top_k, cfg.candidate_lengths(), cfg.length_bins)
         key = lambda b, s, e: (b.long() * T + s.long()) * T + e.long()  # noqa: E731
-        gold_key = key(gold.batch, gold.start, gold.end)
-        is_gold = torch.isin(key(cands.batch_index, cands.start, cands.end), gold_key)
+        gold_key, cand_key = key(gold.batch, gold.start, gold.end), key(cands.batch_index, cands.start, cands.end)
+        is_gold = torch.isin(cand_key, gold_key)
         neg_score = start_logits[cands.batch_index, cands.start].masked_fill(is_gold, -1e9)
         keep = _top_per_group(cands.batch_index, neg_score, cfg.hard_negatives, B) & ~is_gold
-        keys, row = torch.unique(torch.cat([gold_key, key(cands.batch_index, cands.start, cands.end)[keep]]),
-                                 return_inverse=True)  # sorted: grouped by sentence
+        keys, row = torch.unique(torch.cat([gold_key, cand_key[keep]]), return_inverse=True)  # grouped by sentence
         if keys.numel() == 0:
             return hidden.sum() * 0.0
         batch, start, end = keys // (T * T), (keys // T) % T, keys % T
