@@ -151,6 +151,7 @@ def run(data_dir: Path, out: Path, setup: Setup = Setup()) -> str:
             label, len(r["runs"]), f"{r['lr']:g}", mean_spread([x["dev"] for x in r["runs"]]), mean_spread([x["test"] for x in r["runs"]]),
             costs[label]["train"] / costs[BASELINE]["train"], epoch / base_epoch,
             costs[label]["infer"] / costs[BASELINE]["infer"], base["speed"] / r["speed"],
+            f"{r['runs'][0]['dev_floor']:.3f} / {r['runs'][0]['test_floor']:.3f}",
         ])
     diagnostics = []
     for label, r in results.items():
@@ -182,7 +183,7 @@ def run(data_dir: Path, out: Path, setup: Setup = Setup()) -> str:
         "over dev (NerPredictor, batch 64, best of 2, the seed-0 checkpoint).",
         "",
         table(["head", "seeds", "backbone lr", "dev strict F1", "test strict F1", "train step / BIO", "epoch / BIO",
-               "decode / BIO", "predictor / BIO"], rows),
+               "decode / BIO", "predictor / BIO", "dictionary floor dev / test"], rows),
         "",
         f"Filtered dictionary floor (training surface forms that are entities in at least half of their "
         f"occurrences): dev {floor['dev_floor']:.3f}, test {floor['test_floor']:.3f}. WNUT-17's dev and test "
