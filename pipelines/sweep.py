@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"sweep {out.name}: {len(out.trials)} trials in {out.wall_seconds:.0f} s, {out.concurrency} at a time, "
           f"{stopped_count(out)} stopped early by the scheduler; results in {out.experiment_dir}")
+    if out.features:
+        builds, hits = sum(out.features["builds"].values()), sum(out.features["hits"].values())
+        print(f"tokenised data: built {builds}x for {len(out.features['builds'])} distinct setting(s), "
+              f"reused by {hits} trial(s)")
     if out.best is None:
         print("no trial produced a checkpoint; nothing registered", file=sys.stderr)
         return 1

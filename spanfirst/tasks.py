@@ -26,7 +26,9 @@ class Task(ABC):
     name: ClassVar[str]
     main_metric: ClassVar[str]  # key of evaluate()'s flat metrics that selects checkpoints
 
-    def __init__(self, cfg: RunConfig, prepared: dict[str, Any]) -> None:
+    def __init__(self, cfg: RunConfig, prepared: dict[str, Any], features: dict[str, Any] | None = None) -> None:
+        """``features``: what :meth:`features` returned for a run whose :meth:`feature_settings`
+        were the same (a sweep's other trial); built from ``prepared`` when None."""
         self.cfg = cfg
         self.prepared = prepared
 
@@ -68,6 +70,16 @@ class Task(ABC):
         prepared["data"] = {split: cls.summarize(path, read) for split, path, read in
                             (("train", cfg.data.train, train), ("dev", cfg.data.dev, dev)) if path}
         return prepared
+
+    @classmethod
+    @abstractmethod
+    def feature_settings(cls, cfg: RunConfig, prepared: dict[str, Any]) -> dict[str, Any]:
+        """Every value the tokenised training and dev features depend on (JSON-able): two runs
+        with equal settings may share :meth:`features` (:mod:`spanfirst.train.features`)."""
+
+    @abstractmethod
+    def features(self) -> dict[str, Any]:
+        """The tokenised, aligned data this task built (picklable), for the constructor's ``features``."""
 
     # -- model --------------------------------------------------------------------------------
     @abstractmethod

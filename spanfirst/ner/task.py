@@ -82,9 +82,20 @@ class NerTask(Task):
             prepared["fitted"] = head.fit(cfg, train_span_lengths(cfg, head, train, types, backbone))
         return prepared
 
-    def __init__(self, cfg: RunConfig, prepared: dict[str, Any]) -> None:
-        if prepared.get("fitted"):
-            cfg = apply_overrides(cfg, prepared["fitted"], "fitted to the training data")
+    @classmethod
+    def feature_settings(cls, cfg: RunConfig, prepared: dict[str, Any]) -> dict[str, Any]:
+        cfg = cls._fitted(cfg, prepared)
+        model = {k: v for k, v in cfg.model.model_dump().items() if k not in ("dropout", "lora")}  # the encoder's
+        return {"model": model, "data": cfg.data.model_dump(), "types": prepared["types"],
+                "backbone_path": prepared["backbone_path"],
+                "window_overlap": max(head_of(cfg).span_lengths(cfg) or [0])}
+
+    @staticmethod
+    def _fitted(cfg: RunConfig, prepared: dict[str, Any]) -> RunConfig:
+        return apply_overrides(cfg, prepared["fitted"], "fitted to the training data") if prepared.get("fitted") else cfg
+
+    def __init__(self, cfg: RunConfig, prepared: dict[str, Any], features: dict[str, Any] | None = None) -> None:
+        cfg = self._fitted(cfg, prepared)
         super().__init__(cfg, prepared)
         self.head = head_of(cfg)
         self.types: list[str] = prepared["types"]
@@ -93,14 +104,19 @@ class NerTask(Task):
         max_len = cfg.model.max_length
         # Texts longer than the window: read as overlapping windows, with the overlap the predictor uses
         self.windows = TextWindows(self.tokenizer, max_len, max(self.head.span_lengths(cfg) or [0]))
-        self.train_aligned, self.train_report = align_examples(
-            self.tokenizer, prepared["train"], self.types, max_len,
-            windows=self.windows if cfg.data.long_train_texts == "window" else None)
-        self.dev_aligned, self.dev_report = align_examples(self.tokenizer, prepared["dev"], self.types, max_len,
-                                                           windows=self.windows)
-        self.baseline = DictionaryBaseline().fit(prepared["train"])
+        if features is None:
+            train = align_examples(self.tokenizer, prepared["train"], self.types, max_len,
+                                   windows=self.windows if cfg.data.long_train_texts == "window" else None)
+            dev = align_examples(self.tokenizer, prepared["dev"], self.types, max_len, windows=self.windows)
+            features = {"train": train, "dev": dev, "baseline": DictionaryBaseline().fit(prepared["train"])}
+        (self.train_aligned, self.train_report), (self.dev_aligned, self.dev_report) = features["train"], features["dev"]
+        self.baseline = features["baseline"]
         self._model: nn.Module | None = None  # the model of the last predict(): its merge policy
         self.calibrated: dict[str, float] = {}  # threshold(s) chosen on dev by the last evaluate()
+
+    def features(self) -> dict[str, Any]:
+        return {"train": (self.train_aligned, self.train_report), "dev": (self.dev_aligned, self.dev_report),
+                "baseline": self.baseline}
 
     def label_info(self) -> dict[str, Any]:
         return {"types": self.types, **self.head.label_info(self.tokenizer, self.types)}

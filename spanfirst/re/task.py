@@ -109,7 +109,13 @@ class ReTask(Task):
             "skipped": {"train": train.skipped, "dev": dev.skipped}, "skipped_rows": skipped_rows,
         }
 
-    def __init__(self, cfg: RunConfig, prepared: dict[str, Any]) -> None:
+    @classmethod
+    def feature_settings(cls, cfg: RunConfig, prepared: dict[str, Any]) -> dict[str, Any]:
+        model = {k: v for k, v in cfg.model.model_dump().items() if k not in ("dropout", "lora")}
+        return {"model": model, "data": cfg.data.model_dump(), "marker_style": cfg.re.marker_style,
+                **{k: prepared[k] for k in ("labels", "marker_tokens", "backbone_path")}}
+
+    def __init__(self, cfg: RunConfig, prepared: dict[str, Any], features: dict[str, Any] | None = None) -> None:
         super().__init__(cfg, prepared)
         self.labels: list[str] = prepared["labels"]
         self.negative = cfg.data.negative_label
@@ -118,12 +124,19 @@ class ReTask(Task):
         self.tokenizer = load_tokenizer(prepared["backbone_path"])
         add_marker_tokens(self.tokenizer, self.markers)
         style, max_len = cfg.re.marker_style, cfg.model.max_length
-        train = [ex for ex in prepared["train"] if ex.label in self.label_to_id]  # eval: baseline only
-        self.train_features, self.train_windows = featurize(self.tokenizer, train, style, self.markers,
-                                                            self.label_to_id, max_len)
-        self.dev_features, self.dev_windows = featurize(self.tokenizer, prepared["dev"], style, self.markers,
-                                                        self.label_to_id, max_len)
-        self.baseline = TypePairBaseline().fit(prepared["train"])
+        if features is None:
+            train = [ex for ex in prepared["train"] if ex.label in self.label_to_id]  # eval: baseline only
+            features = {
+                "train": featurize(self.tokenizer, train, style, self.markers, self.label_to_id, max_len),
+                "dev": featurize(self.tokenizer, prepared["dev"], style, self.markers, self.label_to_id, max_len),
+                "baseline": TypePairBaseline().fit(prepared["train"])}
+        (self.train_features, self.train_windows), (self.dev_features, self.dev_windows) = \
+            features["train"], features["dev"]
+        self.baseline = features["baseline"]
+
+    def features(self) -> dict[str, Any]:
+        return {"train": (self.train_features, self.train_windows), "dev": (self.dev_features, self.dev_windows),
+                "baseline": self.baseline}
 
     def label_info(self) -> dict[str, Any]:
         return {"labels": self.labels, "negative_label": self.negative, "marker_style": self.cfg.re.marker_style,

@@ -1,10 +1,13 @@
 """The sweep driver: a Ray Tune ``Tuner`` (ASHA) over trials that each run the project's Ray Train job.
 
-Data is prepared once here and shared with every trial through the object store. Each trial
-function reserves (almost) nothing itself (a tiny memory request: ``{"cpu": 0}`` alone is
-rejected) while its Train workers reserve the CPUs/GPUs, and concurrency is bounded by what the
-cluster fits: a trial that held a CPU while its workers waited for it is how a 2-core machine
-deadlocks. A sweep's MLflow runs (parent, children, final statuses, the registered best) belong to
+Data is read once here and shared with every trial through the object store; it is tokenised
+and aligned once per distinct setting by the first trial that needs it and shared through the
+sweep's feature cache actor (:mod:`spanfirst.train.features`). A single-worker trial trains in its
+own process and reserves its worker's CPUs/GPUs; a multi-worker trial function reserves (almost)
+nothing (a tiny memory request: ``{"cpu": 0}`` alone is rejected) while its Train workers reserve
+them: a trial that held a CPU while its workers waited for it is how a 2-core machine deadlocks.
+Concurrency is bounded by what the cluster fits. Trial processes are reused (``reuse_actors``), so
+imports are paid once per process, not per trial. A sweep's MLflow runs (parent, children, final statuses, the registered best) belong to
 :class:`~spanfirst.sweep.runs.SweepRuns`; the driver leaves MLflow's process-wide URIs and
 environment as it found them.
 """
@@ -27,6 +30,7 @@ from spanfirst.sweep.space import SweepSpace, load_space
 from spanfirst.sweep.storage import Storage, StorageError
 from spanfirst.sweep.summary import (SCHEDULER_STOPS, STOP_STATUS, STOPPED_BY_BUDGET, STOPPED_BY_EPOCH_BUDGET,
                                      TrialSummary, classify, history_rows)
+from spanfirst.train.features import start_cache
 from spanfirst.train.ray_session import init_ray
 
 if TYPE_CHECKING:
@@ -70,6 +74,7 @@ class SweepOutcome:
     run_ids: dict[str, str]
     best: TrialSummary | None = None
     registered: Registration | None = None  # set whenever ``best`` is
+    features: dict[str, dict[str, int]] | None = None  # the feature cache's builds and hits per key
 
 
 def space_updates(opts: SweepOptions) -> dict[str, Any]:
@@ -113,6 +118,15 @@ def concurrency(space: SweepSpace, resources: dict[str, float]) -> int:
     return max(1, min(fits, cap, space.spec.search.num_samples))
 
 
+def trial_resources(space: SweepSpace) -> dict[str, float]:
+    """What the trial function reserves: its worker's CPUs/GPUs when it trains in its own process
+    (one worker), ~nothing when a Train worker group reserves them (several)."""
+    t = space.spec.trial
+    if t.workers == 1:
+        return {"cpu": t.cpus_per_worker, "gpu": t.gpus_per_worker}
+    return {"cpu": 0, "memory": TRIAL_MEMORY}
+
+
 def searcher(space: SweepSpace, max_concurrent: int) -> Any:
     """The search algorithm, seeded. Tune ignores ``max_concurrent_trials`` for the random
     generator (it only wraps ``Searcher``s), so that one carries its own bound."""
@@ -126,9 +140,12 @@ def searcher(space: SweepSpace, max_concurrent: int) -> Any:
         raise SweepError(f"{space.path}: 'grid' ({', '.join(grid)}) needs search.algorithm: random")
     try:
         if s.algorithm == "optuna":
+            import optuna
             from ray.tune.search.optuna import OptunaSearch
 
-            return OptunaSearch(seed=s.seed)
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            startup = s.startup_trials or min(10, max(2, s.num_samples // 4))
+            return OptunaSearch(sampler=optuna.samplers.TPESampler(n_startup_trials=startup, seed=s.seed))
         from ray.tune.search.hyperopt import HyperOptSearch
 
         return HyperOptSearch(random_state_seed=s.seed)
@@ -182,9 +199,11 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
         runs = SweepRuns.create(space, uri, name, conc, prepared.get("data"))
         exp_dir.write_bytes(json.dumps({**runs.state(), "space_file": str(space.path.resolve()),
                                         "seed": s.search.seed}, indent=1).encode("utf-8"), STATE_FILE)
+    features = start_cache(f"spanfirst-features-{name}-{os.getpid()}")
     ctx = {"base": space.base.to_dict(), "prepared": prepared, "runs": runs, "storage": exp_dir.root,
-           "seed": s.search.seed, "sweep_name": name, "gpus_per_worker": s.trial.gpus_per_worker or None}
-    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), {"cpu": 0, "memory": TRIAL_MEMORY})
+           "seed": s.search.seed, "sweep_name": name, "gpus_per_worker": s.trial.gpus_per_worker or None,
+           "features": features}
+    trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), trial_resources(space))
     scheduler = stopper = None
     if opts.resume:  # finished trials stay; unfinished and errored ones start again (trials keep no Tune state)
         tuner = tune.Tuner.restore(exp_dir.root, trainable=trainable, resume_unfinished=True,
@@ -193,7 +212,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
         scheduler, stopper = build_scheduler(space), epoch_budget(space)
         tuner = tune.Tuner(
             trainable, param_space=space.tune_space(),
-            tune_config=tune.TuneConfig(metric=s.metric, mode="max", search_alg=search_alg,
+            # reuse_actors: a trial's process (imports, torch threads) serves the next trial
+            tune_config=tune.TuneConfig(metric=s.metric, mode="max", search_alg=search_alg, reuse_actors=True,
                                         scheduler=scheduler, num_samples=s.search.num_samples,
                                         max_concurrent_trials=None if s.search.algorithm == "random" else conc,
                                         time_budget_s=opts.time_budget_s),
@@ -214,11 +234,12 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
         run_ids = runs.close_trials(trials)
         runs.log_summary(trials, run_ids, exp_dir, s.metric)
         best, registered = runs.register_best(trials, run_ids, exp_dir, space, name)
+        feature_stats = ray.get(features.stats.remote())
     except BaseException as err:
         runs.fail(err)
         raise
     outcome = SweepOutcome(name, exp_dir.root, runs.uri, runs.parent_run_id, conc, time.perf_counter() - started,
-                           trials, run_ids, best, registered)
+                           trials, run_ids, best, registered, feature_stats)
     runs.finish(outcome.wall_seconds)
     return outcome
 

@@ -49,8 +49,11 @@ class SchedulerSpec(Strict):
 
 
 class SearchSpec(Strict):
-    algorithm: Literal["random", "optuna", "hyperopt"] = "random"
+    # optuna: Optuna's TPE (model-based), seeded; random start-up trials first (startup_trials)
+    algorithm: Literal["random", "optuna", "hyperopt"] = "optuna"
     num_samples: int = Field(8, ge=1)
+    # TPE's random trials before it models the results; None: a quarter of num_samples, 2 to 10
+    startup_trials: int | None = Field(None, ge=1)
     max_concurrent: int | None = Field(None, ge=1)  # further bounded by what the cluster fits
     seed: int = 0
     # compute budget: the whole sweep ends once its trials together have reported this many epochs
@@ -58,7 +61,8 @@ class SearchSpec(Strict):
 
 
 class TrialSpec(Strict):
-    """Resources of one trial's Ray Train worker group (the trial function itself takes ~none)."""
+    """Resources of one trial: a single worker trains in the trial's own process (which reserves
+    these), several form a Ray Train worker group (the trial function itself then takes ~none)."""
 
     workers: int = Field(1, ge=1)
     cpus_per_worker: int = Field(1, ge=1)  # also train.threads_per_worker

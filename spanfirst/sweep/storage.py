@@ -89,6 +89,29 @@ class Storage:
             fs, path = self._path(*parts)
             fs.delete_dir(path)
 
+    def upload_dir(self, local: str, *parts: str) -> str:
+        """Copy a local folder to ``parts`` (replacing it), via a temporary name then a move, so a
+        reader never sees it half-written; returns its path on this storage's filesystem."""
+        import pyarrow.fs
+
+        fs, path = self._path(*parts)
+        tmp = path + ".tmp"
+        for p in (tmp, path):
+            if fs.get_file_info(p).type != pyarrow.fs.FileType.NotFound:
+                fs.delete_dir(p)
+        fs.create_dir(tmp, recursive=True)
+        pyarrow.fs.copy_files(local, tmp, source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=fs)
+        fs.move(tmp, path)
+        return path
+
+    def remove_fs_dir(self, fs_path: str) -> None:
+        """Delete a folder given by its path on this storage's filesystem (as :meth:`upload_dir` returns)."""
+        import pyarrow.fs
+
+        fs, _ = self.filesystem()
+        if fs.get_file_info(fs_path).type != pyarrow.fs.FileType.NotFound:
+            fs.delete_dir(fs_path)
+
     def subdirs_with(self, prefix: str, marker: str) -> list[str]:
         """Names of the folders right under the root that start with ``prefix`` and hold ``marker``."""
         import pyarrow.fs

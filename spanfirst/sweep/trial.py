@@ -1,11 +1,11 @@
-"""What one Tune trial runs: the project's Ray Train run (``build_trainer``), tracked in MLflow.
+"""What one Tune trial runs: the project's training loop, tracked in MLflow.
 
 A trial is a function (Ray Train V2: a ``TorchTrainer`` cannot be handed to the ``Tuner``) that
-applies its sampled values to the base config and fits the trainer. Its MLflow child run is the
-sweep's (:class:`~spanfirst.sweep.runs.SweepRuns`): opened, or on resume found, on the first
-report, closed here when the trial ends by itself. Per-epoch logging happens in
-:class:`SweepReportCallback`, which runs in the Train controller and sees rank 0's metrics once
-per epoch, so exactly one process logs.
+applies its sampled values to the base config and trains: a single-worker trial runs the training
+loop in its own process (:func:`train_in_trial`), a multi-worker one fits the Ray Train job
+(DDP). Its MLflow child run is the sweep's (:class:`~spanfirst.sweep.runs.SweepRuns`): opened, or
+on resume found, on the first report, closed here when the trial ends by itself; per-epoch logging
+is :class:`TrialLog`'s, fed with rank 0's metrics once per epoch, so exactly one process logs.
 """
 
 from __future__ import annotations
@@ -36,35 +36,37 @@ def trial_seed(sweep_seed: int, index: int) -> int:
     return (sweep_seed * 1_000_003 + index * 7919 + 17) % (2**31 - 1)
 
 
-class SweepReportCallback(TuneReportCallback):
-    """Logs each epoch to the trial's MLflow run, then forwards the metrics to Tune.
+class TrialLog:
+    """The trial's MLflow child run, fed once per epoch with rank 0's metrics.
 
-    Runs in the Train controller: ``after_report`` receives every rank's metrics and the
-    checkpoint already persisted to storage. The child run is opened (or, on resume, found by
-    its trial-id tag) here on the first report, not in the trial function before ``fit()``:
-    importing MLflow and creating the run would otherwise add ~2 s to every trial's start.
-    The run is tagged with the Ray node of the rank-0 worker (``ray.node_id``; all ranks' nodes
-    in ``ray.node_ids``). Logging comes before forwarding, so a trial that ASHA stops on this very report has its last
-    epoch recorded. Adds ``trial_elapsed_seconds`` (trial start -> this report) and
-    ``trial_overhead_seconds`` (trial start -> first step: process and worker-group start,
-    data preparation, model build).
+    The run is opened (or, on resume, found by its trial-id tag) on the first report, not before
+    training: importing MLflow and creating the run would otherwise add ~2 s to every trial's
+    start. It starts at the trial's own start time and is tagged with the Ray node of the rank-0
+    worker (``ray.node_id``; all ranks' nodes in ``ray.node_ids``). :meth:`record` adds
+    ``trial_elapsed_seconds`` (trial start -> this report) and ``trial_overhead_seconds`` (trial
+    start -> first step: process start, data, model build) and returns the metrics for Tune;
+    logging comes before Tune sees them, so a trial that ASHA stops on this very report has its
+    last epoch recorded.
     """
 
     def __init__(self, runs: SweepRuns, trial: dict[str, Any], params: dict[str, Any], trial_start: float) -> None:
-        super().__init__()
         self.runs, self.trial, self.params, self.trial_start = runs, trial, params, trial_start
         self.run_id: str | None = None
         self.logged_epochs: set[int] = set()
         self.overhead: float | None = None
 
-    def _open_run(self) -> None:
+    def _open_run(self, nodes: list[str]) -> None:
         t = self.trial
         self.run_id, self.logged_epochs = self.runs.start_trial(t["trial_id"], t["run_name"], t["tags"])
         tracking.log_params(self.runs.uri, self.run_id, self.params)
         if not self.logged_epochs:  # a new run (a restarted trial's run has its datasets)
             tracking.log_datasets(self.runs.uri, self.run_id, t.get("data", {}))
+        c = tracking.client(self.runs.uri)
+        c.set_tag(self.run_id, NODE_TAG, nodes[0])
+        c.set_tag(self.run_id, "ray.node_ids", ",".join(sorted(set(nodes))))
 
-    def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:  # noqa: ANN001
+    def record(self, metrics: list[dict[str, Any]], local_checkpoint: str | None,
+               checkpoint_path: str | None) -> dict[str, Any]:
         now = time.time()
         m = dict(metrics[0])
         if self.overhead is None:
@@ -76,27 +78,74 @@ class SweepReportCallback(TuneReportCallback):
         uri = self.runs.uri
         try:
             if self.run_id is None:
-                self._open_run()
-                nodes = [str(x.get("node_id", "")) for x in metrics]
-                c = tracking.client(uri)
-                c.set_tag(self.run_id, NODE_TAG, nodes[0])
-                c.set_tag(self.run_id, "ray.node_ids", ",".join(sorted(set(nodes))))
+                self._open_run([str(x.get("node_id", "")) for x in metrics])
             if epoch not in self.logged_epochs:
                 tracking.log_metrics(uri, self.run_id, m, step=epoch)
                 self.logged_epochs.add(epoch)
-            if checkpoint is not None:  # on cloud storage: a temporary download
-                with checkpoint.as_directory() as local:
-                    tracking.log_evaluation_artifacts(uri, self.run_id, local)
-                tracking.client(uri).set_tag(self.run_id, "spanfirst.checkpoint", checkpoint.path)
+            if local_checkpoint is not None:
+                tracking.log_evaluation_artifacts(uri, self.run_id, local_checkpoint)
+                tracking.client(uri).set_tag(self.run_id, "spanfirst.checkpoint", checkpoint_path)
         except Exception:  # tracking trouble must not kill a training run; say so loudly
             print(f"spanfirst: MLflow logging failed for trial {self.trial['trial_id']}:\n{traceback.format_exc()}",
                   file=sys.stderr)
+        return m
+
+
+class SweepReportCallback(TuneReportCallback):
+    """A multi-worker trial's reports: runs in the Train controller, which receives every rank's
+    metrics and the checkpoint already persisted to storage; logs them, then forwards to Tune."""
+
+    def __init__(self, log: TrialLog) -> None:
+        super().__init__()
+        self.log = log
+
+    def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:  # noqa: ANN001
+        if checkpoint is not None:  # on cloud storage: a temporary download
+            with checkpoint.as_directory() as local:
+                m = self.log.record(metrics, local, checkpoint.path)
+        else:
+            m = self.log.record(metrics, None, None)
         super().after_report(run_context, [m, *metrics[1:]], checkpoint)
+
+
+def train_in_trial(cfg: Any, ctx: dict[str, Any], log: TrialLog, folder: Storage, trial_id: str) -> None:
+    """A single-worker trial trains in the trial's own process: the same loop (``run_epochs``), no
+    Train controller or worker group to start. Checkpoints go where Ray Train would put them
+    (``trials/<trial id>/checkpoint_epoch_NNN`` in the sweep's storage), only the best one kept,
+    written under a temporary name first, so the folder never holds a partial checkpoint."""
+    import ray
+    import torch
+    from ray import tune
+
+    from spanfirst.train.features import build_task
+    from spanfirst.train.loop import run_epochs, setup_process
+
+    setup_process(cfg)
+    device = torch.device("cuda:0" if cfg.train.use_gpu and torch.cuda.is_available() else "cpu")
+    task = build_task(cfg, ctx["prepared"], ctx.get("features"))
+    node_id = ray.get_runtime_context().get_node_id()
+    kept: list[str] = []
+
+    def report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
+        m = {**metrics, "node_id": node_id}
+        path = None
+        if ckpt_dir is not None:
+            path = folder.upload_dir(ckpt_dir, "trials", trial_id, f"checkpoint_epoch_{int(m['epoch']):03d}")
+            m["checkpoint_path"] = path
+        m = log.record([m], ckpt_dir, path)
+        if path is not None:
+            for old in kept:
+                folder.remove_fs_dir(old)
+            kept[:] = [path]
+        tune.report(m)
+
+    run_epochs(task, cfg, 0, 1, device, report)
 
 
 def run_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     """Tune's trainable. ``config``: sampled values by dotted path; ``ctx``: the sweep's shared state
-    (base config, prepared data, the sweep's :class:`SweepRuns`, storage, seed), put in the object store once."""
+    (base config, prepared data, the feature cache, the sweep's :class:`SweepRuns`, storage, seed),
+    put in the object store once."""
     started = time.time()
     from ray import tune
 
@@ -112,14 +161,16 @@ def run_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
              "tags": {"spanfirst.sweep": ctx["sweep_name"], "spanfirst.task": cfg.task,
                       "spanfirst.sampled": ",".join(sorted(config))},
              "data": ctx["prepared"].get("data", {})}
-    folder = Storage(ctx["storage"])  # the sweep's folder (local or a URI); Train runs under trials/
+    folder = Storage(ctx["storage"])  # the sweep's folder (local or a URI); trials write under trials/
     folder.remove_dir("trials", trial_id)  # a restarted trial starts clean
     params = tracking.flatten(cfg.to_dict())
-    callback = SweepReportCallback(runs, trial, params, started)
-    trainer = build_trainer(cfg, ctx["prepared"], folder.child("trials"), trial_id, [callback],
-                            gpus_per_worker=ctx.get("gpus_per_worker"))
+    log = TrialLog(runs, trial, params, started)
     try:
-        trainer.fit()
+        if cfg.train.num_workers == 1:
+            train_in_trial(cfg, ctx, log, folder, trial_id)
+        else:
+            build_trainer(cfg, ctx["prepared"], folder.child("trials"), trial_id, [SweepReportCallback(log)],
+                          gpus_per_worker=ctx.get("gpus_per_worker"), features=ctx.get("features")).fit()
     except BaseException:
         runs.fail_trial(trial_id, trial["run_name"], trial["tags"], params, traceback.format_exc())
         raise

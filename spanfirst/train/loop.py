@@ -23,7 +23,7 @@ from torch import nn
 
 from spanfirst.config import RunConfig, config_from_dict
 from spanfirst import checkpoint as ckpt
-from spanfirst.tasks import Task, get_task, to_device
+from spanfirst.tasks import Task, to_device
 
 
 def seed_everything(seed: int) -> None:
@@ -177,24 +177,31 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
+def setup_process(cfg: RunConfig) -> None:
+    """What every process that trains sets once: quiet transformers, this run's thread count."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()  # per-worker weight-loading reports and bars
+    transformers.logging.disable_progress_bar()
+    torch.set_num_threads(cfg.train.threads_per_worker)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """Entry point Ray Train runs on every worker."""
+    """Entry point Ray Train runs on every worker (``features``: a sweep's feature cache actor)."""
     import ray
     import ray.train
     import ray.train.torch
     from ray.train import Checkpoint
 
-    import transformers
+    from spanfirst.train.features import build_task
 
-    transformers.logging.set_verbosity_error()  # per-worker weight-loading reports and bars
-    transformers.logging.disable_progress_bar()
     cfg = config_from_dict(loop_config["run_config"], "run config")
-    torch.set_num_threads(cfg.train.threads_per_worker)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    setup_process(cfg)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
-    task = get_task(cfg.task)(cfg, loop_config["prepared"])
+    task = build_task(cfg, loop_config["prepared"], loop_config.get("features"))
 
     node_id = ray.get_runtime_context().get_node_id()  # which node trained: sweeps tag their runs with it
 

@@ -33,10 +33,12 @@ class HistoryCallback:
 
 
 def build_trainer(cfg: RunConfig, prepared: dict[str, Any], storage_path: str, name: str,
-                  callbacks: list[Any] | None = None, gpus_per_worker: float | None = None):
-    """The ``TorchTrainer`` for one run; a Tune trial builds the same one (with its callback).
+                  callbacks: list[Any] | None = None, gpus_per_worker: float | None = None,
+                  features: Any | None = None):
+    """The ``TorchTrainer`` for one run; a multi-worker Tune trial builds the same one (with its callback).
 
     ``gpus_per_worker`` (sweeps): a fraction lets several trials share one GPU; default 1.
+    ``features``: a sweep's :mod:`feature cache <spanfirst.train.features>` actor.
     """
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -47,7 +49,7 @@ def build_trainer(cfg: RunConfig, prepared: dict[str, Any], storage_path: str, n
         per_worker["GPU"] = gpus_per_worker or 1
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"run_config": cfg.to_dict(), "prepared": prepared},
+        train_loop_config={"run_config": cfg.to_dict(), "prepared": prepared, "features": features},
         torch_config=TorchConfig(backend="nccl" if t.use_gpu else "gloo"),
         scaling_config=ray.train.ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
                                                resources_per_worker=per_worker),

@@ -62,6 +62,9 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
     assert ("serve the champion:\n  export MLFLOW_TRACKING_URI=" in out
             and "  mlflow models serve -m models:/e2e-re@champion --env-manager local -h 127.0.0.1 -p 5001\n" in out), out
     assert f"export MLFLOW_TRACKING_URI={mlflow_server}" in out
+    # Tokenised once for the one setting (focal gamma and lr leave the features alone), by the
+    # first trial; the other three got it from the sweep's feature cache.
+    assert "tokenised data: built 1x for 1 distinct setting(s), reused by 3 trial(s)" in out, out
 
     c = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     exp = c.get_experiment_by_name("e2e-sweep")
@@ -134,7 +137,8 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
 
     # A worse sweep (near-zero learning rate, one epoch): registered, but the champion stays. In
     # this process, with a registry URI left in the environment: the sweep registers beside its
-    # runs all the same and leaves URIs and environment as they were.
+    # runs all the same and leaves URIs and environment as they were. Its trial has two workers:
+    # a Ray Train job (DDP over gloo) running the same loop as the single-worker trials above.
     bad = sweep_tools.write_space(tmp_path / "bad.yaml", SPACE.format(base=sweep_tools.configs / "quickstart_re.yaml", epochs=1, samples=1,
                                                          seed=2, lo="1.0e-8", hi="2.0e-8"))
     stale = f"sqlite:///{tmp_path / 'elsewhere.db'}"
@@ -144,7 +148,7 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
     before = mlflow_state()
     capsys.readouterr()
     code = run_sweep_here(sweep_tools, str(bad), "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "runs"),
-                          "--num-samples", "1")
+                          "--num-samples", "1", "--workers-per-trial", "2")
     out2 = capsys.readouterr().out
     assert code == 0, out2[-6000:]
     assert mlflow_state() == before
@@ -153,3 +157,6 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
     assert "does not beat champion version 1" in out2, out2
     assert c.get_model_version_by_alias("e2e-re", "champion").version == "1"
     assert float(c.get_model_version("e2e-re", "2").tags["spanfirst.score"]) < best_score
+    ddp = [r for r in c.search_runs([exp.experiment_id], max_results=100) if r.data.tags.get("spanfirst.kind") != "sweep"
+           and r.data.params.get("train.num_workers") == "2"]
+    assert len(ddp) == 1 and ddp[0].info.status == "FINISHED" and ddp[0].data.metrics["epoch"] == 1
