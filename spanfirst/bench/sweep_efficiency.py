@@ -42,6 +42,7 @@ STRATEGIES = [
     Strategy("asha", "ASHA + random search", "asha", "random"),
     Strategy("no-stop", "random search, no early stopping", "none", "random"),
     Strategy("tpe-hyperband", "Optuna TPE + Hyperband pruning", "hyperband", "optuna"),
+    Strategy("tpe-asha", "Optuna TPE + ASHA (the shipped default)", "asha", "optuna"),
 ]
 BASELINE = "no-stop"
 
