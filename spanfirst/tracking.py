@@ -13,9 +13,10 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from spanfirst import compat
 from spanfirst.environ import restore
@@ -25,6 +26,11 @@ ARTIFACTS_DIR = "mlartifacts"
 CHAMPION = "champion"
 URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # what mlflow.set_*_uri export
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter value
+# MLflow 3's UI opens an experiment on its GenAI "Overview" page unless this tag says it holds
+# model-development runs (the values the UI reads: mlflow/server/js, "genai_development",
+# "custom_model_development", "finetuning", ...); set where missing, never over a user's choice.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def resolve_tracking_uri(cli: str | None = None, space_file: str | None = None) -> str:
@@ -76,14 +82,18 @@ def client(uri: str):
 
 
 def ensure_experiment(uri: str, name: str) -> str:
-    """The experiment's id, created (with artifacts beside a SQLite store) if missing."""
+    """The experiment's id, created (with artifacts beside a SQLite store) if missing; tagged as
+    a model-development experiment (:data:`EXPERIMENT_KIND_TAG`) unless it already has a kind."""
     c = client(uri)
     exp = c.get_experiment_by_name(name)
-    if exp is not None:
-        if exp.lifecycle_stage == "deleted":
-            c.restore_experiment(exp.experiment_id)
-        return exp.experiment_id
-    return c.create_experiment(name, artifact_location=artifact_root(uri))
+    if exp is None:
+        return c.create_experiment(name, artifact_location=artifact_root(uri),
+                                   tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    if exp.lifecycle_stage == "deleted":
+        c.restore_experiment(exp.experiment_id)
+    if EXPERIMENT_KIND_TAG not in exp.tags:
+        c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return exp.experiment_id
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

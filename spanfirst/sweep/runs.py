@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,14 +32,17 @@ TRIAL_TAG = "spanfirst.trial_id"
 STATUS_TAG = "spanfirst.status"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests child runs under their parent
 RESTARTS_TAG = "spanfirst.restarts"
+# logged on every epoch report (spanfirst.train.loop): its last timestamp is when the trial last
+# trained, the end time its run gets, not the moment the driver closes it after fit()
+EPOCH_METRIC = "epoch"
 # a trial's status (spanfirst.sweep.summary) -> the MLflow run status; every other one is a stop
 RUN_STATUS = {"completed": "FINISHED", "failed": "FAILED"}
 
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, text=True,
-                             capture_output=True, timeout=10)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], check=False, cwd=Path(__file__).resolve().parent,
+                             text=True, capture_output=True, timeout=10)
         return out.stdout.strip() if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -116,10 +120,12 @@ class SweepRuns:
         return found[0] if found else None
 
     def start_trial(self, trial_id: str, run_name: str, tags: dict[str, str],
-                    restart: bool = True) -> tuple[str, set[int]]:
+                    restart: bool = True, start_time_ms: int | None = None) -> tuple[str, set[int]]:
         """(run id, epochs already logged): reuses this trial's run if it has one, creates it otherwise.
 
-        ``restart``: an existing run means the trial was started again (counted in a tag)."""
+        ``restart``: an existing run means the trial was started again (counted in a tag).
+        ``start_time_ms``: when the trial itself started (ms since the epoch), the new run's start
+        time; now if not given. An existing run keeps its start time."""
         c = tracking.client(self.uri)
         existing = self.find_trial(trial_id)
         if existing is not None:
@@ -129,22 +135,28 @@ class SweepRuns:
             if restart:
                 c.set_tag(run_id, RESTARTS_TAG, str(int(existing.data.tags.get(RESTARTS_TAG, "0")) + 1))
         else:
-            run = c.create_run(self.experiment_id, run_name=run_name,
+            run = c.create_run(self.experiment_id, run_name=run_name, start_time=start_time_ms,
                                tags={PARENT_TAG: self.parent_run_id, TRIAL_TAG: trial_id, **tags})
             run_id, logged = run.info.run_id, set()
         c.set_tag(run_id, STATUS_TAG, "running")
         return run_id, logged
 
+    def trial_end_time(self, run_id: str) -> int:
+        """When the trial's run last logged an epoch (ms), else now: the end time its run gets."""
+        history = tracking.client(self.uri).get_metric_history(run_id, EPOCH_METRIC)
+        return max((m.timestamp for m in history), default=None) or int(time.time() * 1000)
+
     def finish_trial(self, run_id: str, status: str) -> None:
-        """Final trial status tag (completed / stopped_by_asha / failed / ...) and MLflow run status."""
+        """Final trial status tag (completed / stopped_by_asha / failed / ...) and MLflow run status,
+        ended at the trial's last epoch report (:meth:`trial_end_time`)."""
         c = tracking.client(self.uri)
         c.set_tag(run_id, STATUS_TAG, status)
-        c.set_terminated(run_id, status=RUN_STATUS.get(status, "KILLED"))
+        c.set_terminated(run_id, status=RUN_STATUS.get(status, "KILLED"), end_time=self.trial_end_time(run_id))
 
     def fail_trial(self, trial_id: str, run_name: str, tags: dict[str, str], params: dict[str, Any],
-                   error: str) -> None:
+                   error: str, start_time_ms: int | None = None) -> None:
         """A trial whose training raised: its run (created now if it never reported) FAILED, with the error."""
-        run_id, _ = self.start_trial(trial_id, run_name, tags, restart=False)
+        run_id, _ = self.start_trial(trial_id, run_name, tags, restart=False, start_time_ms=start_time_ms)
         tracking.log_params(self.uri, run_id, params)
         tracking.client(self.uri).set_tag(run_id, "spanfirst.error", error[-4000:])
         self.finish_trial(run_id, "failed")

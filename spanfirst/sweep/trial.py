@@ -57,7 +57,8 @@ class TrialLog:
 
     def _open_run(self, nodes: list[str]) -> None:
         t = self.trial
-        self.run_id, self.logged_epochs = self.runs.start_trial(t["trial_id"], t["run_name"], t["tags"])
+        self.run_id, self.logged_epochs = self.runs.start_trial(t["trial_id"], t["run_name"], t["tags"],
+                                                                start_time_ms=int(self.trial_start * 1000))
         tracking.log_params(self.runs.uri, self.run_id, self.params)
         if not self.logged_epochs:  # a new run (a restarted trial's run has its datasets)
             tracking.log_datasets(self.runs.uri, self.run_id, t.get("data", {}))
@@ -172,6 +173,7 @@ def run_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
             build_trainer(cfg, ctx["prepared"], folder.child("trials"), trial_id, [SweepReportCallback(log)],
                           gpus_per_worker=ctx.get("gpus_per_worker"), features=ctx.get("features")).fit()
     except BaseException:
-        runs.fail_trial(trial_id, trial["run_name"], trial["tags"], params, traceback.format_exc())
+        runs.fail_trial(trial_id, trial["run_name"], trial["tags"], params, traceback.format_exc(),
+                        start_time_ms=int(started * 1000))
         raise
     runs.complete_trial(trial_id)

@@ -105,6 +105,10 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
         steps = sorted(m.step for m in history)
         assert steps == list(range(1, len(steps) + 1)) and steps, steps  # step = epoch, once each
         assert run.data.metrics["trial_overhead_seconds"] > 0
+        # the run lasts as long as its trial did (start: the trial's start; end: its last epoch
+        # report), not from the driver's first look to its close after the whole sweep
+        lasted = (run.info.end_time - run.info.start_time) / 1000
+        assert abs(lasted - run.data.metrics["trial_elapsed_seconds"]) < 1.5, (lasted, run.data.metrics)
         child_inputs = c.get_run(run.info.run_id).inputs.dataset_inputs
         assert sorted(i.dataset.digest for i in child_inputs) == sorted(d.digest for d in inputs.values())
         if tags["spanfirst.status"] == "stopped_by_asha":
