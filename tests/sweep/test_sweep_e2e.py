@@ -108,7 +108,9 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
         # the run lasts as long as its trial did (start: the trial's start; end: its last epoch
         # report), not from the driver's first look to its close after the whole sweep
         lasted = (run.info.end_time - run.info.start_time) / 1000
-        assert abs(lasted - run.data.metrics["trial_elapsed_seconds"]) < 1.5, (lasted, run.data.metrics)
+        # (the end is the epoch metric's own timestamp, logged after the elapsed time was taken and
+        # after the first report's MLflow calls: seconds later on a loaded machine)
+        assert -0.5 < lasted - run.data.metrics["trial_elapsed_seconds"] < 6.0, (lasted, run.data.metrics)
         child_inputs = c.get_run(run.info.run_id).inputs.dataset_inputs
         assert sorted(i.dataset.digest for i in child_inputs) == sorted(d.digest for d in inputs.values())
         if tags["spanfirst.status"] == "stopped_by_asha":
