@@ -312,6 +312,7 @@ class TrainConfig(Strict):
     seed: int = 42
     threads_per_worker: int = Field(1, ge=1)
     output_dir: str = "runs/default"
+    progress: bool = True  # rank 0 prints epoch lines and step progress
 
 
 class RunConfigBase(Strict):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from spanfirst import tracking
 from spanfirst.environ import restore
+from spanfirst.sweep.progress import TrialLines
 from spanfirst.sweep.runs import SweepRuns
 from spanfirst.sweep.schedulers import build_scheduler, epoch_budget
 from spanfirst.sweep.space import SweepSpace, load_space
@@ -218,7 +219,9 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
                                         max_concurrent_trials=None if s.search.algorithm == "random" else conc,
                                         time_budget_s=opts.time_budget_s),
             run_config=tune.RunConfig(name=name, storage_path=storage.root, verbose=opts.verbose,
-                                      failure_config=tune.FailureConfig(max_failures=0), stop=stopper),
+                                      failure_config=tune.FailureConfig(max_failures=0), stop=stopper,
+                                      callbacks=[TrialLines(scheduler, stopper, opts.time_budget_s,
+                                                            s.scheduler.max_epochs, s.metric)]),
         )
     fit_started = time.perf_counter()
     saved_env = {TUNE_STATE_ENV: os.environ.get(TUNE_STATE_ENV)}
@@ -235,6 +238,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
         runs.log_summary(trials, run_ids, exp_dir, s.metric)
         best, registered = runs.register_best(trials, run_ids, exp_dir, space, name)
         feature_stats = ray.get(features.stats.remote())
+        ray.kill(features)  # its features are no longer needed; a driver that runs more sweeps keeps no copy
     except BaseException as err:
         runs.fail(err)
         raise

@@ -23,6 +23,7 @@ from torch import nn
 
 from spanfirst.config import RunConfig, config_from_dict
 from spanfirst import checkpoint as ckpt
+from spanfirst.train.progress import Progress
 from spanfirst.tasks import Task, to_device
 
 
@@ -108,12 +109,14 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
     scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" and device.type == "cuda" else None
     best, stale, stage_frozen, wrapped = -math.inf, 0, None, model
     dev_idx = list(range(rank, len(dev_items), world))
+    progress = Progress(t.epochs, steps_per_epoch, rank, enabled=t.progress)
     for epoch in range(1, t.epochs + 1):
         frozen = epoch <= t.freeze_backbone_epochs
         if frozen != stage_frozen:  # (re)wrap: DDP registers the parameters that need grads
             set_backbone_trainable(model, not frozen, lora)
             wrapped, stage_frozen = _wrap(model, world, device), frozen
         started = time.perf_counter()
+        progress.start_epoch(epoch)
         shard = epoch_shard(len(train_items), rank, world, t.seed + epoch)
         wrapped.train()
         loss_sum, n_steps = 0.0, 0
@@ -138,6 +141,7 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
             scheduler.step()
             loss_sum += float(loss.detach())
             n_steps += 1
+            progress.step(n_steps, len(shard[lo : lo + t.batch_size]) * world)
         train_seconds = time.perf_counter() - started
         eval_started = time.perf_counter()
         with torch.no_grad(), autocast(cfg, device):
@@ -158,6 +162,7 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
         else:
             stale += 1
         metrics["best_dev_score"] = best
+        progress.end_epoch(metrics["train_loss"], score)
         if improved and rank == 0:
             with tempfile.TemporaryDirectory(prefix="spanfirst-ckpt-") as tmp:
                 ckpt.save(model, task.tokenizer, task.checkpoint_config(), task.label_info(), Path(tmp),
@@ -178,8 +183,13 @@ def _peak_rss_mb() -> float:
 
 
 def setup_process(cfg: RunConfig) -> None:
-    """What every process that trains sets once: quiet transformers, this run's thread count."""
+    """What every process that trains sets once: quiet transformers and Ray Train's per-report
+    dumps (the progress lines replace them), this run's thread count."""
     import transformers
+
+    from spanfirst.compat import quiet_ray_train_reports
+
+    quiet_ray_train_reports()
 
     transformers.logging.set_verbosity_error()  # per-worker weight-loading reports and bars
     transformers.logging.disable_progress_bar()

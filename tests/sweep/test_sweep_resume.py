@@ -16,7 +16,7 @@ import pytest
 SPACE = """\
 base: {base}
 scheduler: {{grace_period: 1, reduction_factor: 2, max_epochs: 2}}
-search: {{algorithm: random, num_samples: 3, max_concurrent: 2, seed: 5}}
+search: {{algorithm: random, num_samples: 4, max_concurrent: 1, seed: 5}}
 trial: {{workers: 1, cpus_per_worker: 1}}
 mlflow: {{experiment: resume-sweep, registered_model: resume-ner}}
 overrides: {{data.max_train_examples: 200, data.max_dev_examples: 60, train.early_stopping_patience: 0}}
@@ -73,17 +73,21 @@ def test_resume_after_the_driver_is_killed(tmp_path, sweep_tools):
                             start_new_session=True)
     c = MlflowClient(uri)
     finished: dict[str, object] = {}
+    running = False
     deadline = time.time() + 300
     try:
-        while not finished:
+        # Trials run one at a time: kill the driver once a trial is finished (its MLflow run closed and
+        # Tune's saved state, what --resume reads, says so) while a later trial is training.
+        while not (finished and running):
             assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-4000:]
             assert time.time() < deadline, "no trial finished in time"
-            time.sleep(2)
-            # finished: its MLflow run is closed and Tune's saved state (what --resume reads) says so
+            time.sleep(0.3)
             done = tune_terminated(storage)
             if done and (tmp_path / "mlflow.db").exists():
-                finished = {r.data.tags["spanfirst.trial_id"]: r for r in child_runs(c, "resume-sweep")
+                runs = child_runs(c, "resume-sweep")
+                finished = {r.data.tags["spanfirst.trial_id"]: r for r in runs
                             if r.info.status == "FINISHED" and r.data.tags["spanfirst.trial_id"] in done}
+                running = any(r.info.status == "RUNNING" for r in runs)
     finally:
         os.kill(proc.pid, signal.SIGKILL)  # the driver dies without any cleanup
         proc.wait()
@@ -97,14 +101,14 @@ def test_resume_after_the_driver_is_killed(tmp_path, sweep_tools):
     lines_before = result_lines(exp_dir)
     kept = tune_terminated(storage)  # what --resume must not run again
     before = {r.data.tags["spanfirst.trial_id"]: r for r in child_runs(c, "resume-sweep")}
-    assert len(before) < 3 or any(r.info.status == "RUNNING" for r in before.values()), "the sweep was not cut short"
+    assert len(before) < 4 and any(r.info.status == "RUNNING" for r in before.values()), "the sweep was not cut short"
 
     out = sweep_tools.run(space, tmp_path, *args, "--resume")
     assert "registered model: resume-ner version 1" in out, out
 
     after = child_runs(c, "resume-sweep")
     trial_ids = [r.data.tags["spanfirst.trial_id"] for r in after]
-    assert len(after) == 3 and len(set(trial_ids)) == 3, trial_ids  # no duplicate child runs
+    assert len(after) == 4 and len(set(trial_ids)) == 4, trial_ids  # no duplicate child runs
     assert all(r.info.status in ("FINISHED", "KILLED") for r in after)
     by_trial = {r.data.tags["spanfirst.trial_id"]: r for r in after}
     for trial_id, run in finished.items():
@@ -118,4 +122,4 @@ def test_resume_after_the_driver_is_killed(tmp_path, sweep_tools):
             assert by_trial[trial_id].info.run_id == run.info.run_id
             assert by_trial[trial_id].data.tags.get("spanfirst.restarts") == "1"
     table = (exp_dir / "trials.csv").read_text(encoding="utf-8").strip().splitlines()
-    assert len(table) == 1 + 3
+    assert len(table) == 1 + 4

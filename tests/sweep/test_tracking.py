@@ -259,3 +259,31 @@ def test_searcher_is_seeded_and_bounded_and_explains_what_it_cannot_do(tmp_path)
     if importlib.util.find_spec("hyperopt") is None:
         with pytest.raises(SweepError, match="needs the 'hyperopt' package"):
             searcher(space("hyperopt"), 2)
+
+
+@pytest.mark.slow
+def test_experiments_are_model_development_and_trial_runs_keep_their_own_times(tmp_path):
+    from spanfirst.sweep.runs import SweepRuns
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c = tracking.client(uri)
+    exp_id = tracking.ensure_experiment(uri, "e")
+    assert c.get_experiment(exp_id).tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    mine = c.create_experiment("mine", tags={tracking.EXPERIMENT_KIND_TAG: "finetuning"})
+    untagged = c.create_experiment("old")
+    assert tracking.ensure_experiment(uri, "mine") == mine and tracking.ensure_experiment(uri, "old") == untagged
+    assert c.get_experiment(mine).tags[tracking.EXPERIMENT_KIND_TAG] == "finetuning"  # the user's kept
+    assert c.get_experiment(untagged).tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+
+    parent = c.create_run(exp_id, run_name="sweep").info.run_id
+    runs = SweepRuns(uri, exp_id, parent)
+    t0 = 1_700_000_000_000
+    run_id, logged = runs.start_trial("t_00000", "trial-000", {}, start_time_ms=t0)
+    assert logged == set() and c.get_run(run_id).info.start_time == t0
+    for epoch, ts in ((1, t0 + 5_000), (2, t0 + 9_000)):
+        c.log_metric(run_id, "epoch", epoch, timestamp=ts, step=epoch)
+    runs.complete_trial("t_00000")
+    assert c.get_run(run_id).info.end_time == t0 + 9_000 and c.get_run(run_id).info.status == "FINISHED"
+    runs.fail_trial("t_00001", "trial-001", {}, {}, "boom", start_time_ms=t0 + 1)
+    failed = runs.find_trial("t_00001").info
+    assert failed.start_time == t0 + 1 and failed.status == "FAILED" and failed.end_time > t0 + 9_000  # none: now
