@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from spanfirst.serving.register import registration_report
+    from spanfirst.tracking import runs_page
     from spanfirst.sweep.runner import SweepError, SweepOptions, run_sweep, stopped_count
     from spanfirst.sweep.storage import StorageError
 
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         builds, hits = sum(out.features["builds"].values()), sum(out.features["hits"].values())
         print(f"tokenised data: built {builds}x for {len(out.features['builds'])} distinct setting(s), "
               f"reused by {hits} trial(s)")
+    print("the runs in MLflow's UI:", runs_page(out.tracking_uri, out.experiment_id))
     if out.best is None:
         print("no trial produced a checkpoint; nothing registered", file=sys.stderr)
         return 1

@@ -26,11 +26,15 @@ ARTIFACTS_DIR = "mlartifacts"
 CHAMPION = "champion"
 URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # what mlflow.set_*_uri export
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter value
-# MLflow 3's UI opens an experiment on its GenAI "Overview" page unless this tag says it holds
-# model-development runs (the values the UI reads: mlflow/server/js, "genai_development",
-# "custom_model_development", "finetuning", ...); set where missing, never over a user's choice.
+# What an experiment holds, for MLflow's UI ("genai_development", "custom_model_development",
+# "finetuning", ...); set where missing, never over a user's choice. MLflow 3.0-3.x UIs without the
+# GenAI / Model training switch open an experiment by it; the UI of mlflow 3.17 ignores it and
+# opens every experiment in the browser's remembered mode (GenAI "Overview" at first), so the
+# links printed for people carry the mode themselves (:func:`runs_page`).
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+UI_RUNS_MODE = "workflowType=machine_learning"  # the UI's "Model training" mode (mlflow 3.17)
+LOCAL_UI = "http://127.0.0.1:5000"  # where ``mlflow ui`` serves by default
 
 
 def resolve_tracking_uri(cli: str | None = None, space_file: str | None = None) -> str:
@@ -94,6 +98,16 @@ def ensure_experiment(uri: str, name: str) -> str:
     if EXPERIMENT_KIND_TAG not in exp.tags:
         c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return exp.experiment_id
+
+
+def runs_page(uri: str, experiment_id: str) -> str:
+    """How a person opens an experiment's training runs in the MLflow UI: the runs page in the
+    "Model training" mode (MLflow 3.17 otherwise opens its GenAI overview); for a local store,
+    the ``mlflow ui`` command that serves it first."""
+    path = f"#/experiments/{experiment_id}/runs?{UI_RUNS_MODE}"
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/{path}"
+    return f"mlflow ui --backend-store-uri {uri}, then {LOCAL_UI}/{path}"
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

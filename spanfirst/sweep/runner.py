@@ -76,6 +76,7 @@ class SweepOutcome:
     best: TrialSummary | None = None
     registered: Registration | None = None  # set whenever ``best`` is
     features: dict[str, dict[str, int]] | None = None  # the feature cache's builds and hits per key
+    experiment_id: str = ""
 
 
 def space_updates(opts: SweepOptions) -> dict[str, Any]:
@@ -243,7 +244,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
         runs.fail(err)
         raise
     outcome = SweepOutcome(name, exp_dir.root, runs.uri, runs.parent_run_id, conc, time.perf_counter() - started,
-                           trials, run_ids, best, registered, feature_stats)
+                           trials, run_ids, best, registered, feature_stats, runs.experiment_id)
     runs.finish(outcome.wall_seconds)
     return outcome
 

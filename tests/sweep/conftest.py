@@ -77,3 +77,32 @@ def mlflow_server(tmp_path):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
     log.close()
+
+
+CHROMIUM = os.environ.get("SPANFIRST_CHROMIUM", "/usr/bin/chromium")
+# What the workplace's headless probe runs Chromium with: no sandbox as root, and none of the
+# background connections a closed network refuses.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def chromium():
+    """A real headless Chromium (Debian's package, driven by Playwright without its own browser
+    download); a new page per call of the yielded function. Skipped where missing, except under CI
+    (.ci/run installs it)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not Path(CHROMIUM).is_file():
+        missing = "playwright (pip install -e '.[dev]')" if sync_playwright is None else CHROMIUM
+        if os.environ.get("CI"):
+            pytest.fail(f"CI: {missing} missing; .ci/run installs Debian's chromium and the dev extra")
+        pytest.skip(f"no headless browser: {missing} missing (Debian: apt-get install chromium)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield lambda: browser.new_page(viewport={"width": 2000, "height": 1000})
+        finally:
+            browser.close()

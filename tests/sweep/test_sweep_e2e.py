@@ -51,7 +51,8 @@ def run_sweep_here(sweep_tools, *args: str) -> int:
 
 
 @pytest.mark.slow
-def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, sweep_tools, monkeypatch, capsys):
+def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, sweep_tools, monkeypatch, capsys,
+                                                     chromium):
     from mlflow import MlflowClient
 
     good = sweep_tools.write_space(tmp_path / "good.yaml", SPACE.format(base=sweep_tools.configs / "quickstart_re.yaml", epochs=2, samples=4,
@@ -130,6 +131,25 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
     best_score = float(champion.tags["spanfirst.score"])
     assert champion.tags["spanfirst.metric"] == "dev_score"
     assert best_score == pytest.approx(max(r.data.metrics.get("best_dev_score", 0) for r in children))
+
+    # What a person sees: the link the sweep printed opens the training runs (not MLflow 3's GenAI
+    # overview) in a real browser: the sweep's run with the champion in its Models column, and
+    # its trials, each with its own duration, once the sweep's row is expanded.
+    link = next(line for line in out.splitlines() if line.startswith("the runs in MLflow's UI: "))
+    url = link.split(": ", 1)[1]
+    assert url == f"{mlflow_server}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning", link
+    page = chromium()
+    page.goto(url)
+    sweep_row = page.get_by_role("link", name=parent.info.run_name)
+    sweep_row.wait_for(timeout=60_000)
+    assert "/runs" in page.url and "overview" not in page.url, page.url
+    champion_link = page.locator('a[href="#/models/e2e-re/versions/1"]')
+    assert champion_link.count() == 1 and champion_link.inner_text().split() == ["e2e-re", "v1"]
+    page.locator('[role="gridcell"][col-id*="Run Name"] button').first.click()  # expand the sweep's run
+    for run in children:
+        page.get_by_role("link", name=run.info.run_name).wait_for(timeout=30_000)
+    durations = page.locator('[role="gridcell"][col-id*="duration" i]').all_inner_texts()
+    assert len(durations) == 5 and all(d.strip().endswith(("s", "min")) for d in durations), durations
 
     import mlflow
     import pandas as pd
