@@ -1,12 +1,13 @@
 """Regenerate the figures in docs/benchmarks.md.
 
 ``python pipelines/benchmark.py ner [--data ../shared/data] [--epochs 10]``
-``python pipelines/benchmark.py sweep``  (the quickstart sweep: wall time, per-trial overhead, CPU use)
+``python pipelines/benchmark.py sweep``  (the quickstart sweep: wall time, per-trial start-up, CPU use)
 ``python pipelines/benchmark.py serve``  (mlflow models serve over HTTP: latency, throughput, NER and RE)
 ``python pipelines/benchmark.py heads [--epochs 4]``  (NER heads side by side, 3 seeds; cost at base size)
 ``python pipelines/benchmark.py span-first [--epochs 4]``  (span-first step by step from the design's settings, 3 seeds)
 ``python pipelines/benchmark.py heads-wnut17``  (WNUT-17 with MiniLM, the `bench` extra: heads with swept lr, 3 seeds, dev and test)
-``python pipelines/benchmark.py sweep-efficiency``  (KLUE-RE: ASHA / no stopping / Optuna TPE + Hyperband, same budget)
+``python pipelines/benchmark.py sweep-efficiency [--seeds 0 1 2]``  (KLUE-RE: no stopping / ASHA / TPE + Hyperband / TPE + ASHA, same budget)
+``python pipelines/benchmark.py sweep-efficiency-ner [--seeds 0]``  (the same on KLUE-NER with span-first's knobs)
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ REPO = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("suite", choices=["ner", "re", "sweep", "serve", "heads", "heads-wnut17", "span-first",
-                                       "sweep-efficiency"])
+                                       "sweep-efficiency", "sweep-efficiency-ner"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: 10; heads: 4)")
     ap.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     ap.add_argument("--workdir", type=Path, default=None, help="where runs go (default: a temporary folder)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="sweep-efficiency: search seeds (default: 0 1 2; sweep-efficiency-ner: 0)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="spanfirst-bench-") as tmp:
         work = args.workdir or Path(tmp)
@@ -45,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
             from spanfirst.bench.sweep import run as run_sweep_bench
 
             body = run_sweep_bench(work)
-        elif args.suite == "sweep-efficiency":
+        elif args.suite in ("sweep-efficiency", "sweep-efficiency-ner"):
+            from spanfirst.bench.sweep_efficiency import Setup
             from spanfirst.bench.sweep_efficiency import run as run_efficiency
 
-            body = run_efficiency(args.data.resolve(), work, args.doc.parent / "sweep_efficiency.png")
+            task = "ner" if args.suite.endswith("-ner") else "re"
+            seeds = tuple(args.seeds or ((0, 1, 2) if task == "re" else (0,)))
+            png = args.doc.parent / f"{args.suite.replace('-', '_')}.png"
+            body = run_efficiency(args.data.resolve(), work, png, Setup(task=task, seeds=seeds))
         elif args.suite == "heads":
             from spanfirst.bench.heads import run as run_heads
 

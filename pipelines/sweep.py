@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         builds, hits = sum(out.features["builds"].values()), sum(out.features["hits"].values())
         print(f"tokenised data: built {builds}x for {len(out.features['builds'])} distinct setting(s), "
               f"reused by {hits} trial(s)")
+    startups = sorted(t.startup for t in out.trials if t.startup is not None)
+    if startups:
+        print(f"per-trial start-up (its slot free -> first optimizer step): median {statistics.median(startups):.1f} s, "
+              f"max {startups[-1]:.1f} s over {len(startups)} trial(s)")
     print("the runs in MLflow's UI:", runs_page(out.tracking_uri, out.experiment_id))
     if out.best is None:
         print("no trial produced a checkpoint; nothing registered", file=sys.stderr)

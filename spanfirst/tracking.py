@@ -26,6 +26,8 @@ ARTIFACTS_DIR = "mlartifacts"
 CHAMPION = "champion"
 URI_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # what mlflow.set_*_uri export
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on a parameter value
+# Numbers the loop and the trials report that are not metrics: wall-clock stamps and a process id.
+NOT_METRICS = frozenset({"first_step_at", "reported_at", "trial_pid", "trial_process_started_at"})
 # What an experiment holds, for MLflow's UI ("genai_development", "custom_model_development",
 # "finetuning", ...); set where missing, never over a user's choice. MLflow 3.0-3.x UIs without the
 # GenAI / Model training switch open an experiment by it; the UI of mlflow 3.17 ignores it and
@@ -139,12 +141,14 @@ def log_params(uri: str, run_id: str, params: dict[str, Any]) -> None:
 
 
 def log_metrics(uri: str, run_id: str, metrics: dict[str, Any], step: int) -> None:
-    """Finite numeric metrics only (the loop also reports flags and strings)."""
+    """Finite numeric metrics only (the loop also reports flags and strings), and no wall-clock
+    stamps or process ids (:data:`NOT_METRICS`, what the sweep's start-up measure reads)."""
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     batch = [Metric(k, float(v), now, step) for k, v in metrics.items()
-             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))]
+             if k not in NOT_METRICS and isinstance(v, (int, float)) and not isinstance(v, bool)
+             and math.isfinite(float(v))]
     for lo in range(0, len(batch), 1000):
         client(uri).log_batch(run_id, metrics=batch[lo : lo + 1000])
 

@@ -1,9 +1,13 @@
-"""Sweep efficiency on KLUE-RE: one search space (search_spaces/re.yaml's), one trial-epoch budget,
-three strategies, each run as a user runs it (``pipelines/sweep.py`` in its own process, its own Ray
-and a SQLite MLflow store in the work folder):
+"""Sweep efficiency: one search space, one trial-epoch budget, four strategies, three search seeds,
+each sweep run as a user runs it (``pipelines/sweep.py`` in its own process, its own Ray and a
+SQLite MLflow store in the work folder):
 
-(a) ASHA + random search, (b) the same random search without early stopping (the baseline),
-(c) Optuna TPE with (asynchronous) Hyperband pruning.
+(a) random search without early stopping (the baseline), (b) ASHA + random search, (c) Optuna
+TPE with (asynchronous) Hyperband pruning, (d) Optuna TPE + ASHA (the shipped default).
+
+``task="re"``: KLUE-RE with search_spaces/re.yaml's space; ``task="ner"``: KLUE-NER with the
+span-first knobs of search_spaces/ner_span_first.yaml (learning rates in the tiny encoder's range,
+no LoRA: a random 2-layer encoder is not a base-size one), both on the tiny offline backbone.
 
 Per-epoch progress comes from Tune's per-trial ``result.json`` (one line per reported epoch, with
 Tune's ``timestamp``), so the curves count exactly the epochs the budget counted.
@@ -15,6 +19,7 @@ import json
 import math
 import os
 import platform
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,48 +44,70 @@ class Strategy:
 
 
 STRATEGIES = [
-    Strategy("asha", "ASHA + random search", "asha", "random"),
     Strategy("no-stop", "random search, no early stopping", "none", "random"),
+    Strategy("asha", "ASHA + random search", "asha", "random"),
     Strategy("tpe-hyperband", "Optuna TPE + Hyperband pruning", "hyperband", "optuna"),
     Strategy("tpe-asha", "Optuna TPE + ASHA (the shipped default)", "asha", "optuna"),
 ]
 BASELINE = "no-stop"
+NER_SPACE = REPO / "search_spaces" / "ner_span_first.yaml"
+# the span-first space's learning rates are for xlm-roberta-base; the tiny random encoder's are the quickstart's
+NER_TINY_SPACE = {"train.lr_backbone": {"loguniform": [2.0e-4, 3.0e-3]},
+                  "train.lr_heads": {"loguniform": [5.0e-4, 5.0e-3]}}
 
 
 @dataclass(frozen=True)
 class Setup:
-    """What every strategy shares. About 15-20 minutes in all on an idle 2-core machine (35 under heavy load)."""
+    """What every strategy shares. About 3 minutes per sweep on an idle 2-core machine."""
 
-    max_train_examples: int = 1000  # the first rows of klue-re-train.csv; dev: all of klue-re-dev.csv
+    task: str = "re"  # re | ner
+    max_train_examples: int = 1000  # the first rows of the train file; dev: all of it (RE) / the first 500 (NER)
     max_epochs: int = 6
     grace_period: int = 1
     reduction_factor: int = 2
     budget: int = 30  # search.max_trial_epochs
     num_samples: int = 64  # more than the budget lets any strategy start: the budget ends every sweep
     max_concurrent: int = 2
-    seed: int = 0
+    seeds: tuple[int, ...] = (0, 1, 2)
 
 
-def write_space(data_dir: Path, work: Path, strategy: Strategy, setup: Setup) -> Path:
-    """re.yaml's space and trial layout on the real KLUE-RE files, with this strategy's search."""
+def _space_and_data(data_dir: Path, setup: Setup) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(base config, overrides, space, trial layout) of the task's sweep."""
+    if setup.task == "ner":
+        ner = yaml.safe_load(NER_SPACE.read_text(encoding="utf-8"))
+        space = {k: v for k, v in ner["space"].items() if not k.startswith("model.lora.")}
+        return (str(REPO / "spanfirst" / "configs" / "quickstart_ner.yaml"),
+                {"data.train": str(data_dir / "klue-ner" / "klue-ner-train.tsv"),
+                 "data.dev": str(data_dir / "klue-ner" / "klue-ner-dev.tsv"),
+                 "data.max_train_examples": setup.max_train_examples, "data.max_dev_examples": 500},
+                {**space, **NER_TINY_SPACE}, {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 0})
     re_space = yaml.safe_load(RE_SPACE.read_text(encoding="utf-8"))
+    return (str(REPO / "spanfirst" / "configs" / "quickstart_re.yaml"),
+            {"data.train": str(data_dir / "klue-re" / "klue-re-train.csv"),
+             "data.dev": str(data_dir / "klue-re" / "klue-re-dev.csv"),
+             "data.relation_list": str(data_dir / "klue-re" / "relation_list.json"),
+             "data.max_train_examples": setup.max_train_examples},
+            re_space["space"], re_space["trial"])
+
+
+def write_space(data_dir: Path, work: Path, strategy: Strategy, setup: Setup, seed: int) -> Path:
+    """The task's space and trial layout on the real KLUE files, with this strategy's search."""
+    base, overrides, space, trial = _space_and_data(data_dir, setup)
     spec = {
-        "base": str(REPO / "spanfirst" / "configs" / "quickstart_re.yaml"),
-        "metric": re_space.get("metric", "dev_score"),
+        "base": base,
+        "metric": "dev_score",
         "scheduler": {"type": strategy.scheduler, "grace_period": setup.grace_period,
                       "reduction_factor": setup.reduction_factor, "max_epochs": setup.max_epochs},
         "search": {"algorithm": strategy.algorithm, "num_samples": setup.num_samples,
-                   "max_concurrent": setup.max_concurrent, "seed": setup.seed, "max_trial_epochs": setup.budget},
-        "trial": re_space["trial"],
-        "mlflow": {"experiment": f"bench-sweep-efficiency-{strategy.key}", "registered_model": f"bench-re-{strategy.key}"},
-        "overrides": {"data.train": str(data_dir / "klue-re" / "klue-re-train.csv"),
-                      "data.dev": str(data_dir / "klue-re" / "klue-re-dev.csv"),
-                      "data.relation_list": str(data_dir / "klue-re" / "relation_list.json"),
-                      "data.max_train_examples": setup.max_train_examples},
-        "space": re_space["space"],
+                   "max_concurrent": setup.max_concurrent, "seed": seed, "max_trial_epochs": setup.budget},
+        "trial": trial,
+        "mlflow": {"experiment": f"bench-efficiency-{setup.task}-{strategy.key}",
+                   "registered_model": f"bench-{setup.task}-{strategy.key}"},
+        "overrides": overrides,
+        "space": space,
     }
     work.mkdir(parents=True, exist_ok=True)
-    path = work / f"re-{strategy.key}.yaml"
+    path = work / f"{setup.task}-{strategy.key}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
 
@@ -110,40 +137,46 @@ def first_reaching(points: list[tuple[float, int, float]], target: float) -> tup
     return next(((s, n) for s, n, best in points if best >= target), None)
 
 
-def measure(data_dir: Path, work: Path, strategy: Strategy, setup: Setup) -> dict[str, Any]:
-    space = write_space(data_dir, work / strategy.key, strategy, setup)
-    res = timed_sweep(work / strategy.key, space=space)
-    metric = yaml.safe_load(space.read_text(encoding="utf-8"))["metric"]
+def measure(data_dir: Path, work: Path, strategy: Strategy, setup: Setup, seed: int) -> dict[str, Any]:
+    space = write_space(data_dir, work / f"{strategy.key}-seed{seed}", strategy, setup, seed)
+    res = timed_sweep(work / f"{strategy.key}-seed{seed}", space=space)
     rows = res["rows"]
-    overheads = [float(r["overhead_s"]) for r in rows if r["overhead_s"]]
     return {
-        **res, "strategy": strategy, "points": curve(epoch_events(res["exp_dir"], metric), res["started"]),
+        **res, "strategy": strategy, "seed": seed,
+        "points": curve(epoch_events(res["exp_dir"], "dev_score"), res["started"]),
         "started_trials": sum(int(r["epochs"]) > 0 for r in rows),
         "scheduler_stops": sum(r["status"] in SCHEDULER_STOPS for r in rows),
         "ran_to_end": sum(r["status"] == "completed" for r in rows),
-        "overhead_mean": sum(overheads) / len(overheads) if overheads else float("nan"),
     }
 
 
-def plot(results: list[dict[str, Any]], target: float, path: Path) -> Path:
-    """Best-so-far dev metric against wall time and against trial-epochs, one line per strategy."""
+def plot(results: list[dict[str, Any]], target: float, path: Path, title: str) -> Path:
+    """Best-so-far dev metric against wall time and against trial-epochs: one colour and line style
+    per strategy, one line per seed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (by_time, by_epochs) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    for r, style in zip(results, ("-", "--", "-.")):  # distinct styles: equal curves must not hide each other
+    styles = dict(zip([s.key for s in STRATEGIES], ("-", "--", "-.", ":")))
+    colours = dict(zip([s.key for s in STRATEGIES], ("tab:grey", "tab:blue", "tab:orange", "tab:green")))
+    labelled: set[str] = set()
+    for r in results:
+        key = r["strategy"].key
         secs, epochs, best = zip(*r["points"]) if r["points"] else ((), (), ())
-        by_time.step(secs, best, where="post", linestyle=style, linewidth=1.6, label=r["strategy"].label)
-        by_epochs.step(epochs, best, where="post", linestyle=style, linewidth=1.6, label=r["strategy"].label)
+        label = None if key in labelled else r["strategy"].label
+        labelled.add(key)
+        for ax, xs in ((by_time, secs), (by_epochs, epochs)):
+            ax.step(xs, best, where="post", linestyle=styles[key], color=colours[key], linewidth=1.3, alpha=0.85,
+                    label=label)
     for ax, xlabel in ((by_time, "wall time since the sweep started (s)"), (by_epochs, "trial-epochs used")):
-        ax.axhline(target, color="grey", linestyle=":", linewidth=1)
+        ax.axhline(target, color="black", linestyle=":", linewidth=0.8)
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
-    by_time.set_ylabel("best dev micro F1 so far")
+    by_time.set_ylabel("best dev score so far")
     by_epochs.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"KLUE-RE sweep efficiency (dotted: target = {TARGET_SHARE:.0%} of the best score reached)")
+    fig.suptitle(f"{title} (one line per seed; dotted: target = {TARGET_SHARE:.0%} of the best score reached)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -151,78 +184,102 @@ def plot(results: list[dict[str, Any]], target: float, path: Path) -> Path:
     return path
 
 
-def _ratio(value: float | None, base: float | None) -> str:
-    return f"{value / base:.2f}" if value is not None and base else "n/a"
+def mean_sd(values: list[float]) -> str:
+    """``mean ± sd`` over seeds (sd of the sample; a single value has none)."""
+    if not values:
+        return "n/a"
+    m = statistics.mean(values)
+    return f"{m:.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{m:.3f}"
+
+
+def _mean(values: list[float]) -> float | None:
+    return statistics.mean(values) if values else None
 
 
 def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
-    """Run the three sweeps; write the plot to ``png``; return the markdown section."""
-    results = [measure(data_dir, work, s, setup) for s in STRATEGIES]
+    """Run every strategy with every seed; write the plot to ``png``; return the markdown section."""
+    results = [measure(data_dir, work, strategy, setup, seed) for seed in setup.seeds for strategy in STRATEGIES]
     best_any = max(r["points"][-1][2] for r in results if r["points"])
     target = TARGET_SHARE * best_any
-    plot(results, target, png)
+    task_name = {"re": "KLUE-RE", "ner": "KLUE-NER"}[setup.task]
+    metric_name = {"re": "dev micro F1", "ner": "dev strict F1"}[setup.task]
+    plot(results, target, png, f"{task_name} sweep efficiency")
     for r in results:
         r["best"] = r["points"][-1][2] if r["points"] else float("nan")
         r["epochs_used"] = r["points"][-1][1] if r["points"] else 0
         r["hit"] = first_reaching(r["points"], target)
-    base = next(r for r in results if r["strategy"].key == BASELINE)
 
-    def hit(r: dict[str, Any], i: int) -> float | None:
-        return None if r["hit"] is None else float(r["hit"][i])
+    def of(key: str) -> list[dict[str, Any]]:
+        return [r for r in results if r["strategy"].key == key]
 
+    base = of(BASELINE)
+    base_wall = _mean([r["wall"] for r in base])
+    base_hit_s = _mean([r["hit"][0] for r in base if r["hit"]])
     rows = []
-    for r in results:
+    for strategy in STRATEGIES:
+        runs = of(strategy.key)
+        reached = [r for r in runs if r["hit"]]
+        hit_s = _mean([r["hit"][0] for r in reached])
         rows.append([
-            r["strategy"].label + (" (baseline)" if r is base else ""),
-            r["best"], _ratio(r["best"], base["best"]), r["epochs_used"],
-            f"{r['started_trials']} ({r['scheduler_stops']} / {r['ran_to_end']})",
-            r["wall"], _ratio(r["wall"], base["wall"]),
-            "not reached" if r["hit"] is None else r["hit"][1], _ratio(hit(r, 1), hit(base, 1)),
-            "not reached" if r["hit"] is None else f"{r['hit'][0]:.0f}", _ratio(hit(r, 0), hit(base, 0)),
-            r["overhead_mean"], r["cpu_util"],
+            strategy.label + (" (baseline)" if strategy.key == BASELINE else ""),
+            mean_sd([r["best"] for r in runs]),
+            mean_sd([r["wall"] for r in runs]),
+            f"{_mean([r['wall'] for r in runs]) / base_wall:.2f}x",
+            f"{len(reached)}/{len(runs)}",
+            mean_sd([float(r["hit"][1]) for r in reached]),
+            mean_sd([r["hit"][0] for r in reached]),
+            f"{hit_s / base_hit_s:.2f}x" if hit_s is not None and base_hit_s else "n/a",
+            " / ".join(f"{r['started_trials']}" for r in runs),
+            mean_sd([r["startup_median"] for r in runs]),
+            mean_sd([r["epoch_median"] for r in runs]),
         ])
-    cfg = asdict(setup)
+    floors = [r["floor"] for r in results if r.get("floor") is not None]
+    floor_note = (f" The filtered dictionary floor on the same dev set: {floors[0]:.3f}." if floors else
+                  " The type-pair floor of KLUE-RE dev (the most frequent relation per subject/object type pair): "
+                  "0.543, from the RE benchmark above.")
+    cfg = {k: v for k, v in asdict(setup).items()}
+    section = "sweep-efficiency" if setup.task == "re" else f"sweep-efficiency-{setup.task}"
     lines = [
-        "## Sweep efficiency (issue 6)",
+        f"## Sweep efficiency, {task_name} (issues 6 and 15)",
         "",
-        f"KLUE-RE (`klue-re/klue-re-train.csv`, its first {setup.max_train_examples} rows, to fit the time; dev: all "
-        f"1,000 rows of `klue-re-dev.csv`), the tiny offline backbone of `quickstart_re.yaml`, the search space of "
-        f"`search_spaces/re.yaml` (focal gamma/alpha, label smoothing, markers, pooling, LR schedule, LR), 1 Ray "
-        f"Train worker per trial, {setup.max_concurrent} trials at a time, up to {setup.max_epochs} epochs per "
-        f"trial, search seed {setup.seed}. Every strategy gets the same budget of {setup.budget} trial-epochs "
-        f"(`search.max_trial_epochs`: the sweep ends when its trials together have reported that many epochs) "
-        f"and runs as a user runs it: `python pipelines/sweep.py SPACE` in its own process, its own Ray, a SQLite "
-        f"MLflow store in the work folder; wall time includes Ray start and registering the best model. "
-        f"{platform.machine()} CPU, {os.cpu_count()} cores, shared with other work (load average before each sweep: "
-        + ", ".join(f"{r['load_before']:.1f}" for r in results) + "). Regenerate with "
-        f"`pip install -e .[bench]` and `python pipelines/benchmark.py sweep-efficiency` (this run: "
-        f"{sum(r['wall'] for r in results) / 60:.0f} minutes).",
+        f"{task_name} (the first {setup.max_train_examples} training rows, to fit the time; dev: "
+        + ("all 1,000 rows of `klue-re-dev.csv`" if setup.task == "re" else "the first 500 sentences of "
+           "`klue-ner-dev.tsv`")
+        + "), the tiny offline backbone, "
+        + ("the search space of `search_spaces/re.yaml` (focal gamma/alpha, label smoothing, markers, pooling, LR "
+           "schedule, LR)" if setup.task == "re" else "the span-first knobs of `search_spaces/ner_span_first.yaml` "
+           "(focal loss, label smoothing, length coverage, span representation, type decision, top-k, warm-up, "
+           "dropout; learning rates in the tiny encoder's range, no LoRA)")
+        + f", 1 Train worker per trial, {setup.max_concurrent} trials at a time, up to {setup.max_epochs} epochs per "
+        f"trial. Every sweep gets the same budget of {setup.budget} trial-epochs (`search.max_trial_epochs`: the "
+        "sweep ends when its trials together have reported that many epochs) and runs as a user runs it: "
+        "`python pipelines/sweep.py SPACE` in its own process, its own Ray, a SQLite MLflow store; wall time "
+        f"includes Ray start and registering the best model. Search seeds {', '.join(map(str, setup.seeds))}, each "
+        f"strategy once per seed. {platform.machine()} CPU, {os.cpu_count()} cores; load average before each "
+        "sweep: " + ", ".join(f"{r['load_before']:.1f}" for r in results) + ". Regenerate with "
+        f"`python pipelines/benchmark.py {section}` (this run: {sum(r['wall'] for r in results) / 60:.0f} minutes).",
         "",
         f"- ASHA: grace period {setup.grace_period}, reduction factor {setup.reduction_factor}, rungs up to "
         f"{setup.max_epochs} epochs (`scheduler.type: asha`).",
         "- No early stopping: `scheduler.type: none` (FIFO), every trial runs all epochs.",
-        "- Optuna TPE (`search.algorithm: optuna`, Optuna's default TPE sampler, seeded) with Hyperband pruning "
-        "(`scheduler.type: hyperband`): asynchronous Hyperband, i.e. one ASHA bracket per Hyperband bracket, "
-        "trials spread over them, as Optuna's HyperbandPruner does. Note that TPE samples its first 10 "
-        "trials at random (Optuna's default `n_startup_trials`), which is most of the trials a budget this small "
-        "starts.",
+        "- Optuna TPE (`search.algorithm: optuna`, seeded, random start-up trials: `search.startup_trials`, by "
+        "default a quarter of `num_samples` between 2 and 10) with Hyperband (`scheduler.type: hyperband`, "
+        "asynchronous: one ASHA bracket per Hyperband bracket) or with ASHA.",
         "",
-        f"Target: {TARGET_SHARE:.0%} of the best dev micro F1 any strategy reached = {target:.3f}. Ratios are to the "
-        "no-early-stopping baseline, measured in the same run. Times to the target count from the sweep "
-        "process's start (Tune's per-report timestamps, 1 s resolution).",
+        f"Target: {TARGET_SHARE:.0%} of the best {metric_name} any sweep reached = {target:.3f}.{floor_note} "
+        "Mean ± sd over the seeds; ratios are of means, to the no-early-stopping baseline of the same run. Times "
+        "to the target count from the sweep process's start (Tune's per-report timestamps, 1 s resolution), "
+        "over the seeds that reached it.",
         "",
-        table(["strategy", "best dev micro F1", "ratio", "trial-epochs used", "trials started (scheduler-stopped / "
-               "ran all epochs)", "wall time (s)", "ratio", "trial-epochs to target", "ratio",
-               "wall s to target", "ratio", "per-trial start-up (s)", "CPU busy (share of all cores)"], rows),
+        table([f"strategy", f"best {metric_name}", "wall time (s)", "ratio", "seeds reaching the target",
+               "trial-epochs to target", "wall s to target", "ratio", "trials started per seed",
+               "per-trial start-up, median (s)", "median epoch, training (s)"], rows),
         "",
-        "![best dev micro F1 so far against wall time and trial-epochs](sweep_efficiency.png)",
+        f"![best {metric_name} so far against wall time and trial-epochs]({png.name})",
         "",
         "Trials started counts trials that reported at least one epoch; the trials running when the budget ran "
-        "out end as `stopped_by_epoch_budget`. CPU busy is the whole machine's busy core-seconds over wall time "
-        "x cores during the sweep (/proc/stat), other users' work included. Per-trial start-up is each trial's "
-        "time from start to its first report minus that epoch's training and evaluation: an early-stopping "
-        "strategy pays it for every trial it starts, which trial-epochs do not show and wall time does. "
-        "One run, one seed: differences of a few points of F1 are within the spread between runs.",
+        "out end as `stopped_by_epoch_budget`. Per-trial start-up is `startup_s` of the sweep's trials.csv: from "
+        "the trial's slot being free to its first optimizer step (see the quickstart section).",
         "",
         f"Setup: `{json.dumps(cfg)}`.",
     ]

@@ -30,7 +30,7 @@ from spanfirst.sweep.schedulers import build_scheduler, epoch_budget
 from spanfirst.sweep.space import SweepSpace, load_space
 from spanfirst.sweep.storage import Storage, StorageError
 from spanfirst.sweep.summary import (SCHEDULER_STOPS, STOP_STATUS, STOPPED_BY_BUDGET, STOPPED_BY_EPOCH_BUDGET,
-                                     TrialSummary, classify, history_rows)
+                                     TrialSummary, classify, history_rows, set_startups)
 from spanfirst.train.features import start_cache
 from spanfirst.train.ray_session import init_ray
 
@@ -224,7 +224,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
                                       callbacks=[TrialLines(scheduler, stopper, opts.time_budget_s,
                                                             s.scheduler.max_epochs, s.metric)]),
         )
-    fit_started = time.perf_counter()
+    fit_started, fit_started_at = time.perf_counter(), time.time()
     saved_env = {TUNE_STATE_ENV: os.environ.get(TUNE_STATE_ENV)}
     os.environ.setdefault(TUNE_STATE_ENV, TUNE_STATE_PERIOD_S)  # read by the Tune driver only, in fit()
     try:
@@ -235,6 +235,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
         budget_hit = bool(opts.time_budget_s) and time.perf_counter() - fit_started >= opts.time_budget_s
         trials = summarize(grid, space, budget_hit, getattr(scheduler, "stopped", set()),
                            epochs_spent=bool(stopper and stopper.fired))
+        set_startups(trials, fit_started_at)
         run_ids = runs.close_trials(trials)
         runs.log_summary(trials, run_ids, exp_dir, s.metric)
         best, registered = runs.register_best(trials, run_ids, exp_dir, space, name)

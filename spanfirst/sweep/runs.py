@@ -13,6 +13,7 @@ stopped trial's process before any ``finally`` runs. Everything goes through exp
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import tempfile
 import time
@@ -201,10 +202,12 @@ class SweepRuns:
             for name in ("trials.csv", "progress.png"):
                 exp_dir.write_bytes((Path(tmp) / name).read_bytes(), name)
         overheads = [t.overhead for t in trials if t.overhead is not None]
+        startups = [t.startup for t in trials if t.startup is not None]
         counts = {status: sum(t.status == status for t in trials) for status in {t.status for t in trials}}
         tracking.log_metrics(self.uri, self.parent_run_id, {
             "trials": len(trials), **{f"trials_{k}": v for k, v in counts.items()},
             "trial_overhead_seconds_mean": sum(overheads) / len(overheads) if overheads else float("nan"),
+            "trial_startup_seconds_median": statistics.median(startups) if startups else float("nan"),
         }, step=0)
 
     def register_best(self, trials: list[TrialSummary], run_ids: dict[str, str], exp_dir: Storage,

@@ -32,6 +32,7 @@ class TrialSummary:
     history: list[dict[str, Any]] = field(default_factory=list)
     metric: str = "dev_score"
     error: str | None = None
+    startup: float | None = None  # seconds its slot waited for its first step (:func:`set_startups`)
 
     @property
     def epochs(self) -> int:
@@ -64,6 +65,33 @@ class TrialSummary:
     def elapsed(self) -> float | None:
         value = self.history[-1].get("trial_elapsed_seconds") if self.history else None
         return float(value) if _finite(value) else None
+
+
+def set_startups(trials: list[TrialSummary], fit_started: float) -> None:
+    """Each trial's start-up: what its slot spent before the trial's first optimizer step.
+
+    Trials run in processes that Tune reuses one after another. A trial's slot became free when
+    the previous trial of its process made its last report, or, for the first trial of a process,
+    when the sweep's ``fit`` started (or the process was born, if later). The span up to the first
+    step holds everything a trial costs beyond training: the scheduler's decision, resetting or
+    starting the process, imports, data, model build. Trials of an earlier run of the sweep
+    (``--resume``) keep None.
+    """
+    by_pid: dict[Any, list[tuple[float, TrialSummary]]] = {}
+    for t in trials:
+        first = t.history[0] if t.history else {}
+        if _finite(first.get("first_step_at")) and first.get("first_step_at") >= fit_started and "trial_pid" in first:
+            by_pid.setdefault(first["trial_pid"], []).append((float(first["first_step_at"]), t))
+    for runs in by_pid.values():
+        runs.sort(key=lambda pair: pair[0])
+        free = None
+        for first_step, t in runs:
+            if free is None:
+                born = t.history[0].get("trial_process_started_at")
+                free = max(fit_started, float(born)) if _finite(born) else fit_started
+            t.startup = max(0.0, first_step - free)
+            last = t.history[-1].get("reported_at")
+            free = float(last) if _finite(last) else None
 
 
 def _finite(v: Any) -> bool:
@@ -104,7 +132,7 @@ def history_rows(frame: Any) -> list[dict[str, Any]]:
 def write_table(trials: list[TrialSummary], path: Path, run_ids: dict[str, str]) -> Path:
     """One row per trial: status, best score and epoch, epochs run, timing, sampled params."""
     keys = sorted({k for t in trials for k in t.params})
-    header = ["trial_id", "status", "score", "best_epoch", "epochs", "overhead_s", "elapsed_s",
+    header = ["trial_id", "status", "score", "best_epoch", "epochs", "startup_s", "overhead_s", "elapsed_s",
               "train_s", "mlflow_run_id", *keys, "checkpoint"]
     with path.open("w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
@@ -112,7 +140,7 @@ def write_table(trials: list[TrialSummary], path: Path, run_ids: dict[str, str])
         for t in sorted(trials, key=lambda t: t.score, reverse=True):
             best = t.best or {}
             train_s = sum(float(r.get("epoch_train_seconds", 0.0)) for r in t.history)
-            w.writerow([t.trial_id, t.status, _fmt(t.score), best.get("epoch", ""), t.epochs, _fmt(t.overhead),
+            w.writerow([t.trial_id, t.status, _fmt(t.score), best.get("epoch", ""), t.epochs, _fmt(t.startup), _fmt(t.overhead),
                         _fmt(t.elapsed), _fmt(train_s), run_ids.get(t.trial_id, ""),
                         *[t.params.get(k, "") for k in keys], t.checkpoint or ""])
     return path

@@ -10,6 +10,7 @@ is :class:`TrialLog`'s, fed with rank 0's metrics once per epoch, so exactly one
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import traceback
@@ -44,16 +45,22 @@ class TrialLog:
     start. It starts at the trial's own start time and is tagged with the Ray node of the rank-0
     worker (``ray.node_id``; all ranks' nodes in ``ray.node_ids``). :meth:`record` adds
     ``trial_elapsed_seconds`` (trial start -> this report) and ``trial_overhead_seconds`` (trial
-    start -> first step: process start, data, model build) and returns the metrics for Tune;
+    function start -> first step: data, model build) and returns the metrics for Tune, with the
+    process id and stamps the sweep's start-up measure needs (not logged to MLflow);
     logging comes before Tune sees them, so a trial that ASHA stops on this very report has its
     last epoch recorded.
     """
 
     def __init__(self, runs: SweepRuns, trial: dict[str, Any], params: dict[str, Any], trial_start: float) -> None:
+        import psutil
+
         self.runs, self.trial, self.params, self.trial_start = runs, trial, params, trial_start
         self.run_id: str | None = None
         self.logged_epochs: set[int] = set()
         self.overhead: float | None = None
+        # The trial's process, for the sweep's start-up measure (spanfirst.sweep.summary.startups):
+        # a reused process serves several trials one after another.
+        self.process = {"trial_pid": os.getpid(), "trial_process_started_at": psutil.Process().create_time()}
 
     def _open_run(self, nodes: list[str]) -> None:
         t = self.trial
@@ -71,8 +78,7 @@ class TrialLog:
         now = time.time()
         m = dict(metrics[0])
         if self.overhead is None:
-            spent = float(m.get("epoch_train_seconds", 0.0)) + float(m.get("eval_seconds", 0.0))
-            self.overhead = max(0.0, now - self.trial_start - spent)
+            self.overhead = max(0.0, float(m.get("first_step_at", now)) - self.trial_start)
         m["trial_overhead_seconds"] = self.overhead
         m["trial_elapsed_seconds"] = now - self.trial_start
         epoch = int(m.get("epoch", 0))
@@ -89,7 +95,7 @@ class TrialLog:
         except Exception:  # tracking trouble must not kill a training run; say so loudly
             print(f"spanfirst: MLflow logging failed for trial {self.trial['trial_id']}:\n{traceback.format_exc()}",
                   file=sys.stderr)
-        return m
+        return {**m, **self.process, "reported_at": time.time()}
 
 
 class SweepReportCallback(TuneReportCallback):

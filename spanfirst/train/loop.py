@@ -110,6 +110,7 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
     best, stale, stage_frozen, wrapped = -math.inf, 0, None, model
     dev_idx = list(range(rank, len(dev_items), world))
     progress = Progress(t.epochs, steps_per_epoch, rank, enabled=t.progress)
+    first_step_at: float | None = None  # wall clock: sweeps measure a trial's start-up up to here
     for epoch in range(1, t.epochs + 1):
         frozen = epoch <= t.freeze_backbone_epochs
         if frozen != stage_frozen:  # (re)wrap: DDP registers the parameters that need grads
@@ -121,6 +122,8 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
         wrapped.train()
         loss_sum, n_steps = 0.0, 0
         for lo in range(0, len(shard), t.batch_size):
+            if first_step_at is None:
+                first_step_at = time.time()
             batch = task.collate([train_items[i] for i in shard[lo : lo + t.batch_size]])
             batch = to_device(batch, device)
             with autocast(cfg, device):
@@ -155,6 +158,7 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
             "epoch_train_seconds": train_seconds, "eval_seconds": time.perf_counter() - eval_started,
             "backbone_frozen": int(frozen),
             "peak_rss_mb": _peak_rss_mb(),
+            "first_step_at": first_step_at if first_step_at is not None else time.time(),
         })
         improved = score > best
         if improved:

@@ -13,7 +13,7 @@ import pytest
 from spanfirst import tracking
 from spanfirst.sweep.runner import SweepError, concurrency, searcher
 from spanfirst.sweep.space import load_space
-from spanfirst.sweep.summary import TrialSummary, classify, plot_progress, write_table
+from spanfirst.sweep.summary import TrialSummary, classify, plot_progress, set_startups, write_table
 from spanfirst.sweep.trial import trial_index, trial_seed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,9 +79,25 @@ def test_a_trials_score_is_its_best_epoch_and_checkpoint_the_last_kept(tmp_path)
     table = write_table([empty, t, stopped], tmp_path / "trials.csv", {"x_00001": "run1"})
     lines = table.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("trial_id,status,score,best_epoch") and len(lines) == 4
-    assert lines[1].startswith("x_00001,completed,0.5000,2,3,8.0000,14.0000,2.5000,run1,0.01,/c2")
+    assert lines[1].startswith("x_00001,completed,0.5000,2,3,,8.0000,14.0000,2.5000,run1,0.01,/c2")  # no start-up measured
     png = plot_progress([t, stopped, empty], tmp_path / "progress.png", "dev_score")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_trials_startup_runs_from_its_slot_being_free_to_its_first_step():
+    def trial(tid: str, pid: int, born: float, first_step: float, last_report: float) -> TrialSummary:
+        rows = [{"epoch": 1, "first_step_at": first_step, "trial_pid": pid, "trial_process_started_at": born,
+                 "reported_at": first_step + 3}, {"epoch": 2, "reported_at": last_report}]
+        return TrialSummary(tid, "completed", {}, rows)
+
+    fit = 1000.0
+    trials = [trial("a", 1, 990.0, 1007.0, 1020.0),   # first in a process Ray started before fit
+              trial("b", 2, 1001.0, 1009.0, 1030.0),  # first in a process born after fit
+              trial("c", 1, 990.0, 1020.5, 1040.0),   # reuses a's process: free since a's last report
+              trial("d", 2, 1001.0, 1031.0, 1050.0)]
+    old = TrialSummary("e", "completed", {}, [{"epoch": 1, "first_step_at": 900.0, "trial_pid": 3}])  # resumed
+    set_startups(trials + [old, TrialSummary("f", "not_started", {})], fit)
+    assert [t.startup for t in trials] == [7.0, 8.0, 0.5, 1.0] and old.startup is None
 
 
 def test_concurrency_follows_the_cluster_and_the_trial_request(tmp_path):
