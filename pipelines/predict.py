@@ -20,6 +20,9 @@ from pathlib import Path
 from spanfirst.errors import DataError
 
 
+NO_TEXT_LIMIT = 10**12
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", help="models:/NAME@ALIAS, an MLflow model folder, or a checkpoint folder "
@@ -42,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         overrides = {k: v for k, v in (("batch_size", args.batch_size), ("device", args.device)) if v is not None}
-        model = load_serving_model(args.model, overrides or None, args.tracking_uri)
+        # offline, a long document is read whole: the server's per-text limit does not apply
+        overrides["max_text_chars"] = NO_TEXT_LIMIT
+        model = load_serving_model(args.model, overrides, args.tracking_uri)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         options = {"text_column": args.text_column,
                    "types": [t.strip() for t in args.types.split(",")] if args.types else None}

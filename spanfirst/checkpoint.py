@@ -9,6 +9,15 @@ evaluation, prediction, serving and registration read back, without Ray::
     labels.json        format version, task, and the label info the task needs to decode
     metrics.json       (optional) the epoch's metrics and evaluation report
 
+A run that may be restarted after a lost worker (``train.max_failures`` > 0) also writes, every
+epoch, what the loop needs to continue where it stopped::
+
+    training_state.pt  model (unmerged, LoRA adapters as they train), optimizer, LR scheduler,
+                       grad scaler, epoch, best score, patience count, RNG states
+
+An epoch that did not improve writes only ``training_state.pt`` (a resume point, not a model);
+:func:`has_model` tells the two apart, and registration never copies the training state.
+
 Everything else asks :func:`read` for a :class:`Checkpoint`; nobody opens these files directly.
 """
 
@@ -28,7 +37,9 @@ from spanfirst.config import RunConfig, config_from_dict, read_yaml_mapping, sav
 #: Written into labels.json; bumped whenever a reader of older checkpoints would misread them.
 #: 2: one config per task (an RE config has no ``ner`` section nor ``model.head``).
 CHECKPOINT_VERSION = 2
-_REQUIRED = ("backbone", "heads.safetensors", "config.yaml", "labels.json")
+MANIFEST = "labels.json"  # its presence makes a folder a model checkpoint
+_REQUIRED = ("backbone", "heads.safetensors", "config.yaml", MANIFEST)
+MODEL_FILES = frozenset({*_REQUIRED, "metrics.json"})  # a model checkpoint's own files
 _MANIFEST_KEYS = ("version", "task")
 
 Builder = Callable[[nn.Module, RunConfig, dict[str, Any]], nn.Module]
@@ -38,8 +49,59 @@ class CheckpointError(ValueError):
     """A folder that is not a checkpoint this version of spanfirst can read; the message says why."""
 
 
+TRAINING_STATE = "training_state.pt"
+
+
 def is_checkpoint(path: str | Path) -> bool:
-    return (Path(path) / "labels.json").is_file()
+    return (Path(path) / MANIFEST).is_file()
+
+
+def has_model(path: str | Path) -> bool:
+    """A folder that holds a model (not only a training state to resume from)."""
+    return is_checkpoint(path)
+
+
+def has_training_state(path: str | Path) -> bool:
+    return (Path(path) / TRAINING_STATE).is_file()
+
+
+def save_training_state(out: str | Path, model: nn.Module, state: dict[str, Any]) -> Path:
+    """``state``: the optimizer/scheduler/scaler state dicts and the loop's counters; the model's
+    own state dict (unwrapped) is added here. One file, written under a temporary name first."""
+    import torch
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / (TRAINING_STATE + ".tmp")
+    torch.save({"format": CHECKPOINT_VERSION, "model": unwrap(model).state_dict(), **state}, tmp)
+    tmp.replace(out / TRAINING_STATE)
+    return out / TRAINING_STATE
+
+
+def read_training_state(path: str | Path) -> dict[str, Any]:
+    """What :func:`save_training_state` wrote (on the CPU), its format checked."""
+    import torch
+
+    f = Path(path) / TRAINING_STATE
+    if not f.is_file():
+        raise CheckpointError(f"{path}: no {TRAINING_STATE} to resume training from")
+    state = torch.load(f, map_location="cpu", weights_only=True)  # tensors and plain values: no pickled code
+    if state.get("format") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{f}: training state format {state.get('format')}, this spanfirst reads "
+                              f"{CHECKPOINT_VERSION}; start the run again")
+    return state
+
+
+def copy_model(src: str | Path, dst: str | Path) -> Path:
+    """A checkpoint's model files alone (no training state, nothing else): what registration logs."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True)
+    for item in src.iterdir():
+        if item.name in MODEL_FILES:
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, dst / item.name)
+    return dst
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -311,6 +311,9 @@ class TrainConfig(Strict):
     freeze_backbone_epochs: int = Field(0, ge=0)
     seed: int = 42
     threads_per_worker: int = Field(1, ge=1)
+    # restarts after a lost worker process or node, each from the latest checkpoint; > 0 makes
+    # every epoch write one (the model only when improved, the training state always)
+    max_failures: int = Field(0, ge=0)
     output_dir: str = "runs/default"
     progress: bool = True  # rank 0 prints epoch lines and step progress
 

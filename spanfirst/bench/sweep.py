@@ -41,21 +41,34 @@ def _floor(exp_dir: Path, key: str = "dev_baseline_strict_f1") -> float | None:
     return None
 
 
+TIMING = "timing.json"  # beside a finished benchmark sweep: what a rerun with the same work folder reuses
+
+
 def timed_sweep(work: Path, *args: str, space: Path = QUICKSTART) -> dict[str, Any]:
-    """Run the sweep CLI on ``space`` in ``work``; wall time, CPU use and its trials table."""
+    """Run the sweep CLI on ``space`` in ``work``; wall time, CPU use and its trials table. A work
+    folder holding a finished sweep of the same command (its ``timing.json``) is read, not rerun."""
     work.mkdir(parents=True, exist_ok=True)
     cores = os.cpu_count() or 1
-    hz = os.sysconf("SC_CLK_TCK")
-    load_before = os.getloadavg()[0]
-    busy0, _ = cpu_jiffies()
-    started, t0 = time.time(), time.perf_counter()
-    proc = subprocess.run([sys.executable, str(REPO / "pipelines" / "sweep.py"), str(space), *args,
-                           "--storage", str(work / "runs"), "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}"],
-                          cwd=work, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    busy1, _ = cpu_jiffies()
-    if proc.returncode != 0:
-        raise RuntimeError(f"sweep failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
+    cmd = [sys.executable, str(REPO / "pipelines" / "sweep.py"), str(space), *args,
+           "--storage", str(work / "runs"), "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}"]
+    saved = json.loads((work / TIMING).read_text(encoding="utf-8")) if (work / TIMING).is_file() else None
+    if saved and saved.get("cmd") == cmd[1:]:
+        started, wall, load_before, cpu_util, stdout = (saved[k] for k in ("started", "wall", "load_before",
+                                                                            "cpu_util", "stdout"))
+    else:
+        hz = os.sysconf("SC_CLK_TCK")
+        load_before = os.getloadavg()[0]
+        busy0, _ = cpu_jiffies()
+        started, t0 = time.time(), time.perf_counter()
+        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        busy1, _ = cpu_jiffies()
+        if proc.returncode != 0:
+            raise RuntimeError(f"sweep failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
+        cpu_util, stdout = (busy1 - busy0) / hz / (wall * cores), proc.stdout
+        (work / TIMING).write_text(json.dumps({"cmd": cmd[1:], "started": started, "wall": wall,
+                                               "load_before": load_before, "cpu_util": cpu_util,
+                                               "stdout": stdout}), encoding="utf-8")
     exp_dir = next((work / "runs").glob(f"{space.stem}-*/trials.csv")).parent
     rows = list(csv.DictReader((exp_dir / "trials.csv").open(encoding="utf-8")))
     startups = sorted(float(r["startup_s"]) for r in rows if r.get("startup_s"))
@@ -63,7 +76,7 @@ def timed_sweep(work: Path, *args: str, space: Path = QUICKSTART) -> dict[str, A
     return {
         "wall": wall, "started": started, "exp_dir": exp_dir, "rows": rows,
         "trials": len(rows), "cores": cores, "load_before": load_before,
-        "cpu_util": (busy1 - busy0) / hz / (wall * cores),
+        "cpu_util": cpu_util,
         "stopped": sum(r["status"] == "stopped_by_asha" for r in rows),
         "completed": sum(r["status"] == "completed" for r in rows),
         "startup_median": statistics.median(startups) if startups else float("nan"),
@@ -72,7 +85,7 @@ def timed_sweep(work: Path, *args: str, space: Path = QUICKSTART) -> dict[str, A
         "epoch_median": statistics.median(epoch_times) if epoch_times else float("nan"),
         "epochs": sum(int(r["epochs"]) for r in rows), "best": max(float(r["score"]) for r in rows if r["score"]),
         "floor": _floor(exp_dir),
-        "tail": proc.stdout.strip().splitlines()[-3:],
+        "tail": stdout.strip().splitlines()[-3:],
     }
 
 

@@ -11,6 +11,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 
@@ -40,6 +41,20 @@ def check_batch(frame: pd.DataFrame, columns: Sequence[str], max_batch_size: int
     if len(frame) > max_batch_size:
         raise BadRequest(f"the request holds {len(frame)} rows; at most {max_batch_size} rows per request "
                          "(the model's max_batch_size)")
+
+
+def check_text_lengths(frame: pd.DataFrame, max_chars: int) -> None:
+    """Every ``text`` at most ``max_chars`` characters: a longer one would hold a server worker for
+    minutes (it is read whole, in windows), so it is refused before any work."""
+    if "text" not in frame.columns:
+        return
+    values = frame["text"].tolist()
+    if len(values) == 1 and isinstance(values[0], (list, tuple, np.ndarray)):  # {"inputs": [...]}: one row, a list
+        values = list(values[0])
+    for row, value in enumerate(values):
+        if isinstance(value, str) and len(value) > max_chars:
+            raise BadRequest(f"field 'text' of row {row} has {len(value):,} characters; at most {max_chars:,} per "
+                             "text (the model's max_text_chars)")
 
 
 def text_field(value: Any, row: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata as md
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,12 @@ def log_checkpoint_model(checkpoint_dir: str | Path, task: str, registered_name:
     """
     import mlflow
 
+    if any(p.name not in ckpt.MODEL_FILES for p in Path(checkpoint_dir).iterdir()):
+        # a trial's checkpoint may also hold its training state (gigabytes at base size) and a
+        # storage marker: the model logs the model files alone
+        with tempfile.TemporaryDirectory(prefix="spanfirst-model-") as tmp:
+            clean = ckpt.copy_model(checkpoint_dir, Path(tmp) / "checkpoint")
+            return log_checkpoint_model(clean, task, registered_name, name, model_config)
     checkpoint = ckpt.read(checkpoint_dir, task=task)
     serving = get_task(task).serving()
     config = {**DEFAULT_CONFIG, **(model_config or {})}

@@ -11,7 +11,8 @@ exclusive). Output: one row per input row: ``entities`` (NER: ``start``, ``end``
 ``score``, ``text``), or ``label``, ``score`` and ``probs`` (RE: every label's probability, keys
 in the checkpoint's label order). A bad request raises MLflow's ``INVALID_PARAMETER_VALUE``
 (HTTP 400) naming the field. ``model_config`` (:mod:`spanfirst.serving.settings`): at most
-``max_batch_size`` rows per call, ``batch_size`` rows per forward pass, on ``device``. A
+``max_batch_size`` rows per call and ``max_text_chars`` characters per text, ``batch_size`` rows
+per forward pass, on ``device``. A
 GLiNER-style NER model takes the entity types to look for as the ``types`` param.
 """
 
@@ -26,7 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
 from spanfirst import checkpoint as ckpt
-from spanfirst.serving.inputs import BadRequest, as_frame
+from spanfirst.serving.inputs import BadRequest, as_frame, check_text_lengths
 from spanfirst.serving.settings import ServingSettings
 from spanfirst.tasks import get_task
 
@@ -38,6 +39,7 @@ class SpanfirstModel(PythonModel):
         checkpoint = ckpt.read(Path(context.artifacts["checkpoint"]))
         settings = ServingSettings.from_config(getattr(context, "model_config", None))
         self.batch_size, self.max_batch_size, device = settings.batch_size, settings.max_batch_size, settings.device
+        self.max_text_chars = settings.max_text_chars
         self.task = checkpoint.task
         self.serving = get_task(self.task).serving()
         self.predictor = self.serving.load_predictor(checkpoint, device)
@@ -45,6 +47,7 @@ class SpanfirstModel(PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:  # noqa: ANN001
         try:
             frame = as_frame(model_input, self.serving.columns)
+            check_text_lengths(frame, self.max_text_chars)
             return self.serving.predict(self.predictor, frame, params, self.max_batch_size, self.batch_size)
         except BadRequest as err:
             raise MlflowException.invalid_parameter_value(str(err)) from None

@@ -1,4 +1,5 @@
-"""The serving model's ``model_config``: rows per forward pass, the most rows per request, device.
+"""The serving model's ``model_config``: rows per forward pass, the most rows per request, the
+longest text, device.
 
 Set at log time (``log_checkpoint_model(..., model_config=...)``, ``train.py --max-batch-size``);
 overridable when the model is loaded, with MLflow's own ``MLFLOW_PYFUNC_INFERENCE_CONFIG``
@@ -15,7 +16,9 @@ from typing import Any
 
 ENV_OVERRIDES = "MLFLOW_PYFUNC_INFERENCE_CONFIG"
 
-DEFAULT_CONFIG: dict[str, Any] = {"batch_size": 32, "max_batch_size": 256, "device": "cpu"}
+# max_text_chars: 100,000 characters is some 30 pages; one such text takes seconds on a GPU and
+# far longer on a CPU worker, and a request holds up to max_batch_size of them
+DEFAULT_CONFIG: dict[str, Any] = {"batch_size": 32, "max_batch_size": 256, "max_text_chars": 100_000, "device": "cpu"}
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class ServingSettings:
     batch_size: int
     max_batch_size: int
     device: str
+    max_text_chars: int = DEFAULT_CONFIG["max_text_chars"]
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | None) -> "ServingSettings":
@@ -30,7 +34,8 @@ class ServingSettings:
         device = merged["device"]
         if not isinstance(device, str) or not device:
             raise ValueError(f"model_config 'device' must be a torch device name such as 'cpu' or 'cuda', got {device!r}")
-        return cls(_positive_int(merged, "batch_size"), _positive_int(merged, "max_batch_size"), device)
+        return cls(_positive_int(merged, "batch_size"), _positive_int(merged, "max_batch_size"), device,
+                   _positive_int(merged, "max_text_chars"))
 
 
 def _positive_int(config: dict[str, Any], key: str) -> int:

@@ -28,7 +28,7 @@ def sweep_eta(elapsed: float, fraction_used: float | None) -> float | None:
 
 def trial_line(trial_id: str, result: dict[str, Any], reason: str, metric: str = "dev_score",
                eta_s: float | None = None) -> str:
-    epochs = int(result.get("training_iteration", 0) or 0)
+    epochs = int(result.get("epoch", 0) or 0)
     parts = [f"trial {trial_id}: {reason} after {epochs} epoch(s)"]
     for key in (metric, f"best_{metric}"):
         v = result.get(key)
@@ -61,7 +61,7 @@ class TrialLines(Callback):
             return ERROR
         if trial.trial_id in getattr(self.scheduler, "stopped", ()):
             return SCHEDULER
-        epochs = int(result.get("training_iteration", 0) or 0)
+        epochs = int(result.get("epoch", 0) or 0)
         if self.max_epochs and epochs >= self.max_epochs:
             return FINISHED
         if (self.stopper is not None and getattr(self.stopper, "fired", False)) or (
@@ -81,3 +81,10 @@ class TrialLines(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trial, error=True)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        """A lost trial Tune starts again (trial.max_failures): it resumes from its latest checkpoint."""
+        result = getattr(trial, "last_result", None) or {}
+        self.echo(f"trial {trial.trial_id}: lost after {int(result.get('epoch', 0) or 0)} epoch(s), starting "
+                  f"again from its latest checkpoint (failure {trial.run_metadata.num_failures} of at most "
+                  f"{trial.max_failures + 1})")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spanfirst import tracking
+from spanfirst.config import apply_overrides
 from spanfirst.environ import restore
 from spanfirst.sweep.progress import TrialLines
 from spanfirst.sweep.runs import SweepRuns
@@ -120,6 +121,17 @@ def concurrency(space: SweepSpace, resources: dict[str, float]) -> int:
     return max(1, min(fits, cap, space.spec.search.num_samples))
 
 
+CLUSTER_MAX_FAILURES = 2  # trial.max_failures: auto on a multi-node cluster
+
+
+def max_failures(space: SweepSpace, nodes: int) -> int:
+    """``trial.max_failures``, with ``auto`` resolved: restarts pay off where nodes are lost
+    (several nodes, spot instances); on one machine a lost process is rarer and mostly a memory
+    kill that would only happen again."""
+    value = space.spec.trial.max_failures
+    return (CLUSTER_MAX_FAILURES if nodes > 1 else 0) if value == "auto" else int(value)
+
+
 def trial_resources(space: SweepSpace) -> dict[str, float]:
     """What the trial function reserves: its worker's CPUs/GPUs when it trains in its own process
     (one worker), ~nothing when a Train worker group reserves them (several)."""
@@ -127,6 +139,18 @@ def trial_resources(space: SweepSpace) -> dict[str, float]:
     if t.workers == 1:
         return {"cpu": t.cpus_per_worker, "gpu": t.gpus_per_worker}
     return {"cpu": 0, "memory": TRIAL_MEMORY}
+
+
+def startup_trials(space: SweepSpace) -> int:
+    """TPE's random trials before it models the results: a quarter of the trials the sweep can
+    start (``num_samples``, or, under a trial-epoch budget, at most the budget over the grace
+    period, the most trials it pays for), between 2 and 10 (Optuna's own default)."""
+    s = space.spec
+    trials = s.search.num_samples
+    if s.search.max_trial_epochs:
+        first_rung = s.scheduler.grace_period if s.scheduler.type != "none" else s.scheduler.max_epochs
+        trials = min(trials, max(1, s.search.max_trial_epochs // first_rung))
+    return min(10, max(2, trials // 4))
 
 
 def searcher(space: SweepSpace, max_concurrent: int) -> Any:
@@ -146,7 +170,7 @@ def searcher(space: SweepSpace, max_concurrent: int) -> Any:
             from ray.tune.search.optuna import OptunaSearch
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-            startup = s.startup_trials or min(10, max(2, s.num_samples // 4))
+            startup = s.startup_trials or startup_trials(space)
             return OptunaSearch(sampler=optuna.samplers.TPESampler(n_startup_trials=startup, seed=s.seed))
         from ray.tune.search.hyperopt import HyperOptSearch
 
@@ -190,6 +214,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
 
     check_storage_reach(storage, opts.shared_storage)
     conc = concurrency(space, ray.cluster_resources())
+    retries = max_failures(space, sum(1 for n in ray.nodes() if n.get("Alive")))
     search_alg = None if opts.resume else searcher(space, conc)  # fails before any MLflow run exists
     if opts.resume:
         exp_dir = find_resume_dir(storage, space, opts.resume)
@@ -198,16 +223,18 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
     else:
         name = f"{space.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         exp_dir = Storage(storage.child(name))
-        runs = SweepRuns.create(space, uri, name, conc, prepared.get("data"))
+        runs = SweepRuns.create(space, uri, name, conc, prepared.get("data"), folder=exp_dir.root)
         exp_dir.write_bytes(json.dumps({**runs.state(), "space_file": str(space.path.resolve()),
                                         "seed": s.search.seed}, indent=1).encode("utf-8"), STATE_FILE)
     features = start_cache(f"spanfirst-features-{name}-{os.getpid()}")
-    ctx = {"base": space.base.to_dict(), "prepared": prepared, "runs": runs, "storage": exp_dir.root,
+    base = apply_overrides(space.base, {"train.max_failures": retries}, "trial.max_failures")
+    ctx = {"base": base.to_dict(), "prepared": prepared, "runs": runs, "storage": exp_dir.root,
            "seed": s.search.seed, "sweep_name": name, "gpus_per_worker": s.trial.gpus_per_worker or None,
            "features": features}
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), trial_resources(space))
     scheduler = stopper = None
-    if opts.resume:  # finished trials stay; unfinished and errored ones start again (trials keep no Tune state)
+    if opts.resume:  # finished trials stay; unfinished and errored ones start again, from their latest
+        # checkpoint where they wrote one (train.max_failures > 0), from scratch otherwise
         tuner = tune.Tuner.restore(exp_dir.root, trainable=trainable, resume_unfinished=True,
                                    resume_errored=False, restart_errored=True)
     else:
@@ -220,7 +247,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
                                         max_concurrent_trials=None if s.search.algorithm == "random" else conc,
                                         time_budget_s=opts.time_budget_s),
             run_config=tune.RunConfig(name=name, storage_path=storage.root, verbose=opts.verbose,
-                                      failure_config=tune.FailureConfig(max_failures=0), stop=stopper,
+                                      failure_config=tune.FailureConfig(max_failures=retries), stop=stopper,
                                       callbacks=[TrialLines(scheduler, stopper, opts.time_budget_s,
                                                             s.scheduler.max_epochs, s.metric)]),
         )
@@ -236,7 +263,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
         trials = summarize(grid, space, budget_hit, getattr(scheduler, "stopped", set()),
                            epochs_spent=bool(stopper and stopper.fired))
         set_startups(trials, fit_started_at)
-        run_ids = runs.close_trials(trials)
+        run_ids = runs.close_trials(trials, name, space.base.task)
         runs.log_summary(trials, run_ids, exp_dir, s.metric)
         best, registered = runs.register_best(trials, run_ids, exp_dir, space, name)
         feature_stats = ray.get(features.stats.remote())

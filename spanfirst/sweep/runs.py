@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,11 +34,22 @@ TRIAL_TAG = "spanfirst.trial_id"
 STATUS_TAG = "spanfirst.status"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: the UI nests child runs under their parent
 RESTARTS_TAG = "spanfirst.restarts"
+ERROR_TAG = "spanfirst.error"
 # logged on every epoch report (spanfirst.train.loop): its last timestamp is when the trial last
 # trained, the end time its run gets, not the moment the driver closes it after fit()
 EPOCH_METRIC = "epoch"
 # a trial's status (spanfirst.sweep.summary) -> the MLflow run status; every other one is a stop
 RUN_STATUS = {"completed": "FINISHED", "failed": "FAILED"}
+
+
+def trial_index(trial_id: str) -> int:
+    """Tune trial ids end in a zero-padded running number: ``a1b2c_00003`` -> 3."""
+    tail = trial_id.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def trial_run_name(trial_id: str) -> str:
+    return f"trial-{trial_index(trial_id):03d}"
 
 
 def git_commit() -> str:
@@ -47,6 +59,61 @@ def git_commit() -> str:
         return out.stdout.strip() if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+DRIVER_TAG = "spanfirst.driver"  # host:pid:start time of the process driving the sweep
+FOLDER_TAG = "spanfirst.experiment_dir"
+SPACE_TAG = "spanfirst.space_file"
+LOST_TAG = "spanfirst.lost_driver"
+
+
+def driver_id() -> str:
+    import socket
+
+    import psutil
+
+    me = psutil.Process()
+    return f"{socket.gethostname()}:{me.pid}:{int(me.create_time())}"
+
+
+def driver_alive(value: str) -> bool | None:
+    """Whether the driver a sweep's tag names still runs; None when it ran on another host."""
+    import socket
+
+    import psutil
+
+    try:
+        host, pid, started = value.rsplit(":", 2)
+        if host != socket.gethostname():
+            return None
+        return int(psutil.Process(int(pid)).create_time()) == int(started)
+    except (ValueError, psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def close_lost_sweeps(uri: str, experiment_id: str) -> list[str]:
+    """Sweeps of this experiment still RUNNING in MLflow whose driver process is gone from this
+    machine (killed, or its machine rebooted): their runs would otherwise stay RUNNING for ever.
+    The parent and its running trials become KILLED, with a tag saying how to continue the sweep
+    (``--resume`` reopens them). Sweeps driven from another host are left alone. Returns their ids."""
+    c = tracking.client(uri)
+    closed = []
+    for run in c.search_runs([experiment_id], max_results=1000, filter_string=(
+            "attributes.status = 'RUNNING' and tags.`spanfirst.kind` = 'sweep'")):
+        tags = run.data.tags
+        if DRIVER_TAG not in tags or driver_alive(tags[DRIVER_TAG]) is not False:
+            continue
+        how = (f"its driver ({tags[DRIVER_TAG]}) ended without closing it; continue it with: python pipelines/sweep.py "
+               f"{tags.get(SPACE_TAG, 'SPACE')} --resume {tags.get(FOLDER_TAG) or 'DIR'}")
+        for child in c.search_runs([experiment_id], max_results=10000, filter_string=(
+                f"attributes.status = 'RUNNING' and tags.`{PARENT_TAG}` = '{run.info.run_id}'")):
+            c.set_tag(child.info.run_id, STATUS_TAG, "interrupted")
+            c.set_terminated(child.info.run_id, "KILLED")
+        c.set_tag(run.info.run_id, LOST_TAG, how)
+        c.set_terminated(run.info.run_id, "KILLED")
+        print(f"closed sweep run {run.info.run_id} ({tags.get('spanfirst.sweep', '?')}): {how}", file=sys.stderr)
+        closed.append(run.info.run_id)
+    return closed
 
 
 @dataclass(frozen=True)
@@ -59,19 +126,23 @@ class SweepRuns:
 
     @classmethod
     def create(cls, space: SweepSpace, uri: str, name: str, concurrency: int,
-               data: dict[str, dict[str, Any]] | None = None) -> SweepRuns:
+               data: dict[str, dict[str, Any]] | None = None, folder: str = "") -> SweepRuns:
         """A new parent run in the space's experiment: space file and resolved space, seed,
-        versions, git commit, the search settings as params, the data files as dataset inputs."""
+        versions, git commit, the search settings as params, the data files as dataset inputs.
+        ``folder``: the sweep's experiment folder (what ``--resume`` takes). Sweeps of the same
+        experiment left running by a lost driver are closed first (:func:`close_lost_sweeps`)."""
         import ray
         import torch
 
         experiment_id = tracking.ensure_experiment(uri, space.experiment)
+        close_lost_sweeps(uri, experiment_id)
         c = tracking.client(uri)
         s = space.spec
         run_id = c.create_run(experiment_id, run_name=name, tags={
             "spanfirst.kind": "sweep", "spanfirst.sweep": name, "spanfirst.task": space.base.task,
             "mlflow.source.git.commit": git_commit(), "ray_version": ray.__version__,
-            "torch_version": torch.__version__,
+            "torch_version": torch.__version__, DRIVER_TAG: driver_id(), FOLDER_TAG: folder,
+            SPACE_TAG: str(space.path.resolve()),
         }).info.run_id
         tracking.log_params(uri, run_id, {
             "space_file": space.path.name, "search.seed": s.search.seed, "search.algorithm": s.search.algorithm,
@@ -93,7 +164,10 @@ class SweepRuns:
     def resume(cls, state: dict[str, Any]) -> SweepRuns:
         """The runs of an interrupted sweep, from its saved :meth:`state`; the parent runs again."""
         runs = cls(state["tracking_uri"], state["experiment_id"], state["parent_run_id"])
-        tracking.client(runs.uri).update_run(runs.parent_run_id, status="RUNNING")
+        c = tracking.client(runs.uri)
+        c.update_run(runs.parent_run_id, status="RUNNING")
+        c.set_tag(runs.parent_run_id, DRIVER_TAG, driver_id())
+        close_lost_sweeps(runs.uri, runs.experiment_id)
         return runs
 
     def state(self) -> dict[str, str]:
@@ -110,6 +184,10 @@ class SweepRuns:
         c.set_terminated(self.parent_run_id, "FAILED")
 
     # --- one trial's child run (trial process and its Train controller) ---
+
+    @staticmethod
+    def trial_tags(sweep_name: str, task: str) -> dict[str, str]:
+        return {"spanfirst.sweep": sweep_name, "spanfirst.task": task}
 
     def find_trial(self, trial_id: str) -> Any | None:
         """The run already logged for this trial (a resumed sweep must not create a second one)."""
@@ -159,7 +237,7 @@ class SweepRuns:
         """A trial whose training raised: its run (created now if it never reported) FAILED, with the error."""
         run_id, _ = self.start_trial(trial_id, run_name, tags, restart=False, start_time_ms=start_time_ms)
         tracking.log_params(self.uri, run_id, params)
-        tracking.client(self.uri).set_tag(run_id, "spanfirst.error", error[-4000:])
+        tracking.client(self.uri).set_tag(run_id, ERROR_TAG, error[-4000:])
         self.finish_trial(run_id, "failed")
 
     def complete_trial(self, trial_id: str) -> None:
@@ -170,19 +248,32 @@ class SweepRuns:
 
     # --- after fit() (driver) ---
 
-    def close_trials(self, trials: list[TrialSummary]) -> dict[str, str]:
+    def close_trials(self, trials: list[TrialSummary], sweep_name: str, task: str) -> dict[str, str]:
         """Every child run's final status and best score; returns run ids by trial id.
 
         Runs of trials the scheduler stopped are still RUNNING (their process was killed): KILLED
-        now, with the status the summary gave them."""
+        now, with the status the summary gave them. A failed trial (its retries spent; a lost
+        process leaves no error of its own) gets Tune's error text, and a run if it never had one."""
         c = tracking.client(self.uri)
-        found = c.search_runs([self.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'",
-                              max_results=10000)
-        by_trial = {r.data.tags.get(TRIAL_TAG): r for r in found}
+
+        def children() -> dict[str | None, Any]:
+            found = c.search_runs([self.experiment_id], max_results=10000,
+                                  filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'")
+            return {r.data.tags.get(TRIAL_TAG): r for r in found}
+
+        by_trial = children()
+        never_reported = [t for t in trials if t.status == "failed" and t.trial_id not in by_trial]
+        for t in never_reported:
+            self.fail_trial(t.trial_id, trial_run_name(t.trial_id), self.trial_tags(sweep_name, task), t.params,
+                            t.error or "failed before its first report")
+        if never_reported:
+            by_trial = children()
         for t in trials:
             run = by_trial.get(t.trial_id)
             if run is None:
                 continue
+            if t.status == "failed" and t.error and ERROR_TAG not in run.data.tags:
+                c.set_tag(run.info.run_id, ERROR_TAG, t.error[-4000:])
             if run.info.status == "RUNNING" or run.data.tags.get(STATUS_TAG) != t.status:
                 self.finish_trial(run.info.run_id, t.status)
             if t.best is not None:

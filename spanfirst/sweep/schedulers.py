@@ -53,14 +53,18 @@ def hyperband_brackets(sch: SchedulerSpec) -> int:
 
 
 def build_scheduler(space: SweepSpace) -> TrialScheduler:
-    """The scheduler of ``scheduler.type``, by epoch (one report per epoch = one training_iteration)."""
+    """The scheduler of ``scheduler.type``, by the reported ``epoch`` (not Tune's training_iteration,
+    which starts again at 1 when a lost trial restarts from its checkpoint at a later epoch)."""
     sch = space.spec.scheduler
     if sch.type == "none":
         return RecordingFIFO()
     brackets = hyperband_brackets(sch) if sch.type == "hyperband" else 1
     # stop_last_trials=False: a trial reaching max_epochs ends on its own and closes its MLflow run.
-    return RecordingASHA(time_attr="training_iteration", max_t=sch.max_epochs, grace_period=sch.grace_period,
+    return RecordingASHA(time_attr=EPOCH, max_t=sch.max_epochs, grace_period=sch.grace_period,
                          reduction_factor=sch.reduction_factor, brackets=brackets, stop_last_trials=False)
+
+
+EPOCH = "epoch"  # what the loop reports with every epoch
 
 
 class TrialEpochBudget(Stopper):
@@ -74,7 +78,8 @@ class TrialEpochBudget(Stopper):
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.seen: set[tuple[str, int]] = set()  # (trial, iteration): a trial's final 'done' repeats its last
+        # (trial, epoch): a trial's final 'done' repeats its last; a restarted trial may train an epoch again
+        self.seen: set[tuple[str, int]] = set()
 
     @property
     def used(self) -> int:
@@ -85,8 +90,8 @@ class TrialEpochBudget(Stopper):
         return self.used >= self.budget
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
-        if "training_iteration" in result:
-            self.seen.add((trial_id, int(result["training_iteration"])))
+        if EPOCH in result:
+            self.seen.add((trial_id, int(result[EPOCH])))
         return False
 
     def stop_all(self) -> bool:

@@ -11,7 +11,7 @@ than in trial 17 an hour into a sweep)::
     metric: dev_score                                  # optional; the task's main dev metric
     scheduler: {type: asha, grace_period: 1, reduction_factor: 2, max_epochs: 4}   # or hyperband / none
     search: {algorithm: random, num_samples: 8, max_concurrent: 2, seed: 0}   # max_trial_epochs: N (optional)
-    trial: {workers: 1, cpus_per_worker: 1, gpus_per_worker: 0}
+    trial: {workers: 1, cpus_per_worker: 1, gpus_per_worker: 0, max_failures: auto}
     mlflow: {experiment: spanfirst-quickstart, registered_model: spanfirst-ner}
     overrides: {data.max_train_examples: 300}         # fixed values for every trial
     space:
@@ -67,6 +67,9 @@ class TrialSpec(Strict):
     workers: int = Field(1, ge=1)
     cpus_per_worker: int = Field(1, ge=1)  # also train.threads_per_worker
     gpus_per_worker: float = Field(0.0, ge=0.0)  # fractions let several trials share a GPU
+    # restarts of a trial whose process, worker or node was lost, each from its latest checkpoint
+    # (train.max_failures); auto: 2 on a multi-node cluster (spot nodes come and go), 0 on one machine
+    max_failures: int | Literal["auto"] = "auto"
 
 
 class MlflowSpec(Strict):
@@ -231,8 +234,9 @@ def load_space(path: str | Path, updates: dict[str, Any] | None = None) -> Sweep
         where = f"{path}: space.{key}"
         if not path_known(schema, key):
             raise ConfigError(f"{where}: unknown config key '{key}'{other_task_hint(base.task, key)}")
-        if key in ("train.epochs", "train.num_workers", "train.seed"):
-            raise ConfigError(f"{where}: set by the sweep itself (scheduler.max_epochs, trial.workers, search.seed)")
+        if key in ("train.epochs", "train.num_workers", "train.seed", "train.max_failures"):
+            raise ConfigError(f"{where}: set by the sweep itself (scheduler.max_epochs, trial.workers, search.seed, "
+                              "trial.max_failures)")
         kind, arg = parse_distribution(where, raw_dist)
         for value in sample_values(kind, arg):
             try:

@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 
+COMPLETE = ".complete"  # written last into a folder uploaded whole (see Storage.upload_dir)
+
+
 class StorageError(ValueError):
     """A storage location that cannot be opened; the message names the option."""
 
@@ -66,6 +69,18 @@ class Storage:
         fs, root = self.filesystem()
         return fs, posixpath.join(root, *parts)
 
+    def fs_path(self, *parts: str) -> str:
+        """A location under the root as a path on this storage's filesystem (what Ray reports)."""
+        return self._path(*parts)[1]
+
+    def subdirs(self, *parts: str) -> list[str]:
+        """Names of the folders right under ``parts`` (none when it does not exist)."""
+        import pyarrow.fs
+
+        fs, path = self._path(*parts)
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(path, allow_not_found=True))
+        return sorted(i.base_name for i in infos if i.type == pyarrow.fs.FileType.Directory)
+
     def exists(self, *parts: str) -> bool:
         import pyarrow.fs
 
@@ -90,19 +105,24 @@ class Storage:
             fs.delete_dir(path)
 
     def upload_dir(self, local: str, *parts: str) -> str:
-        """Copy a local folder to ``parts`` (replacing it), via a temporary name then a move, so a
-        reader never sees it half-written; returns its path on this storage's filesystem."""
+        """Copy a local folder to ``parts`` (replacing it), then write :data:`COMPLETE` in it, last:
+        object stores cannot rename a folder atomically, so a reader that needs the whole folder
+        (a restart looking for its latest checkpoint) takes only folders with that marker. Returns
+        the folder's path on this storage's filesystem."""
         import pyarrow.fs
 
         fs, path = self._path(*parts)
-        tmp = path + ".tmp"
-        for p in (tmp, path):
-            if fs.get_file_info(p).type != pyarrow.fs.FileType.NotFound:
-                fs.delete_dir(p)
-        fs.create_dir(tmp, recursive=True)
-        pyarrow.fs.copy_files(local, tmp, source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=fs)
-        fs.move(tmp, path)
+        if fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound:
+            fs.delete_dir(path)
+        fs.create_dir(path, recursive=True)
+        pyarrow.fs.copy_files(local, path, source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=fs)
+        with fs.open_output_stream(posixpath.join(path, COMPLETE)) as f:
+            f.write(b"")
         return path
+
+    def is_complete(self, *parts: str) -> bool:
+        """A folder :meth:`upload_dir` finished writing."""
+        return self.exists(*parts, COMPLETE)
 
     def remove_fs_dir(self, fs_path: str) -> None:
         """Delete a folder given by its path on this storage's filesystem (as :meth:`upload_dir` returns)."""

@@ -51,9 +51,10 @@ class TrialSummary:
 
     @property
     def checkpoint(self) -> str | None:
-        """The checkpoint kept for this trial: the loop writes one only when dev_score improved
-        and the trainer keeps one (num_to_keep=1, best dev_score), i.e. the last one reported."""
-        paths = [r["checkpoint_path"] for r in self.history if isinstance(r.get("checkpoint_path"), str)]
+        """The trial's best model: the loop saves a model only when dev_score improved, so the
+        last reported checkpoint that holds one (``saved_model``; the others are resume points)."""
+        paths = [r["checkpoint_path"] for r in self.history
+                 if isinstance(r.get("checkpoint_path"), str) and r.get("saved_model", 1)]
         return paths[-1] if paths else None
 
     @property
@@ -122,11 +123,11 @@ def history_rows(frame: Any) -> list[dict[str, Any]]:
     """A Tune result DataFrame -> one dict per reported epoch (NaN cells dropped)."""
     if frame is None or len(frame) == 0:
         return []
-    rows = []
-    for rec in frame.to_dict("records"):
-        rows.append({k: v for k, v in rec.items() if not (isinstance(v, float) and math.isnan(v))})
-    rows.sort(key=lambda r: r.get("epoch", r.get("training_iteration", 0)))
-    return rows
+    by_epoch: dict[Any, dict[str, Any]] = {}
+    for rec in frame.to_dict("records"):  # a restarted trial may report an epoch again: the last counts
+        row = {k: v for k, v in rec.items() if not (isinstance(v, float) and math.isnan(v))}
+        by_epoch[row.get("epoch", row.get("training_iteration", 0))] = row
+    return [by_epoch[k] for k in sorted(by_epoch)]
 
 
 def write_table(trials: list[TrialSummary], path: Path, run_ids: dict[str, str]) -> Path:

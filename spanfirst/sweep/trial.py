@@ -19,17 +19,13 @@ from typing import Any
 # A Ray DeveloperAPI (Train V2 -> Tune); its ``after_report`` signature is checked in spanfirst.compat's notes.
 from ray.tune.integration.ray_train import TuneReportCallback
 
+from spanfirst import checkpoint as ckpt
 from spanfirst import tracking
-from spanfirst.sweep.runs import SweepRuns
+from spanfirst.sweep.runs import SweepRuns, trial_index, trial_run_name
 from spanfirst.sweep.storage import Storage
 
 NODE_TAG = "ray.node_id"  # where the trial's rank-0 Train worker ran (the loop reports ``node_id``)
-
-
-def trial_index(trial_id: str) -> int:
-    """Tune trial ids end in a zero-padded running number: ``a1b2c_00003`` -> 3."""
-    tail = trial_id.rsplit("_", 1)[-1]
-    return int(tail) if tail.isdigit() else 0
+NODES_TAG = "ray.node_ids"  # every node any rank of it ran on, restarts included
 
 
 def trial_seed(sweep_seed: int, index: int) -> int:
@@ -56,22 +52,28 @@ class TrialLog:
 
         self.runs, self.trial, self.params, self.trial_start = runs, trial, params, trial_start
         self.run_id: str | None = None
+        self.nodes: list[str] = []  # where its ranks reported from last: a restart may move them
         self.logged_epochs: set[int] = set()
         self.overhead: float | None = None
         # The trial's process, for the sweep's start-up measure (spanfirst.sweep.summary.startups):
         # a reused process serves several trials one after another.
         self.process = {"trial_pid": os.getpid(), "trial_process_started_at": psutil.Process().create_time()}
 
-    def _open_run(self, nodes: list[str]) -> None:
+    def _open_run(self) -> None:
         t = self.trial
         self.run_id, self.logged_epochs = self.runs.start_trial(t["trial_id"], t["run_name"], t["tags"],
                                                                 start_time_ms=int(self.trial_start * 1000))
         tracking.log_params(self.runs.uri, self.run_id, self.params)
         if not self.logged_epochs:  # a new run (a restarted trial's run has its datasets)
             tracking.log_datasets(self.runs.uri, self.run_id, t.get("data", {}))
+
+    def _tag_nodes(self, nodes: list[str]) -> None:
+        """Where the trial trains now (rank 0's node) and every node it has trained on."""
         c = tracking.client(self.runs.uri)
+        earlier = c.get_run(self.run_id).data.tags.get(NODES_TAG, "")
         c.set_tag(self.run_id, NODE_TAG, nodes[0])
-        c.set_tag(self.run_id, "ray.node_ids", ",".join(sorted(set(nodes))))
+        c.set_tag(self.run_id, NODES_TAG, ",".join(sorted(set(nodes) | set(filter(None, earlier.split(","))))))
+        self.nodes = nodes
 
     def record(self, metrics: list[dict[str, Any]], local_checkpoint: str | None,
                checkpoint_path: str | None) -> dict[str, Any]:
@@ -85,7 +87,10 @@ class TrialLog:
         uri = self.runs.uri
         try:
             if self.run_id is None:
-                self._open_run([str(x.get("node_id", "")) for x in metrics])
+                self._open_run()
+            nodes = [str(x.get("node_id", "")) for x in metrics]
+            if nodes != self.nodes:
+                self._tag_nodes(nodes)
             if epoch not in self.logged_epochs:
                 tracking.log_metrics(uri, self.run_id, m, step=epoch)
                 self.logged_epochs.add(epoch)
@@ -107,23 +112,59 @@ class SweepReportCallback(TuneReportCallback):
         self.log = log
 
     def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:  # noqa: ANN001
-        if checkpoint is not None:  # on cloud storage: a temporary download
+        if checkpoint is not None and metrics[0].get("saved_model", 1):  # on cloud storage: a temporary download
             with checkpoint.as_directory() as local:
                 m = self.log.record(metrics, local, checkpoint.path)
         else:
-            m = self.log.record(metrics, None, None)
+            m = self.log.record(metrics, None, None if checkpoint is None else checkpoint.path)
         super().after_report(run_context, [m, *metrics[1:]], checkpoint)
+
+
+CHECKPOINT_PREFIX = "checkpoint_epoch_"
+
+
+def stored_checkpoints(folder: Storage, trial_id: str) -> list[tuple[int, str, bool]]:
+    """(epoch, path on the storage's filesystem, holds a model) of the trial's checkpoints, oldest
+    first. Only whole ones (:meth:`Storage.is_complete`): a folder a lost process left half
+    uploaded is deleted."""
+    out = []
+    for name in folder.subdirs("trials", trial_id):
+        tail = name.removeprefix(CHECKPOINT_PREFIX)
+        if not (name.startswith(CHECKPOINT_PREFIX) and tail.isdigit()):
+            continue
+        if not folder.is_complete("trials", trial_id, name):
+            folder.remove_dir("trials", trial_id, name)
+            continue
+        out.append((int(tail), folder.fs_path("trials", trial_id, name),
+                    folder.exists("trials", trial_id, name, ckpt.MANIFEST)))
+    return sorted(out)
+
+
+def to_keep(checkpoints: list[tuple[int, str, bool]]) -> set[str]:
+    """The newest checkpoint holding a model (the best epoch's: a model is saved only when the
+    dev score improves) and the newest of all (where a restart resumes)."""
+    keep = {checkpoints[-1][1]} if checkpoints else set()
+    models = [c for c in checkpoints if c[2]]
+    if models:
+        keep.add(models[-1][1])
+    return keep
 
 
 def train_in_trial(cfg: Any, ctx: dict[str, Any], log: TrialLog, folder: Storage, trial_id: str) -> None:
     """A single-worker trial trains in the trial's own process: the same loop (``run_epochs``), no
     Train controller or worker group to start. Checkpoints go where Ray Train would put them
-    (``trials/<trial id>/checkpoint_epoch_NNN`` in the sweep's storage), only the best one kept,
-    written under a temporary name first, so the folder never holds a partial checkpoint."""
+    (``trials/<trial id>/checkpoint_epoch_NNN`` in the sweep's storage), each marked whole once
+    uploaded, so a restart never resumes from a partial one; the best and the latest are kept.
+
+    A trial started again (its process or node was lost, ``trial.max_failures``; or ``--resume``)
+    continues from the latest checkpoint's training state. Each epoch is logged to MLflow before
+    its checkpoint is stored and reported: a trial lost in between trains that epoch again but
+    logs it once (:class:`TrialLog` skips logged epochs)."""
     import ray
     import torch
     from ray import tune
 
+    from spanfirst.sweep.storage import checkpoint_dir
     from spanfirst.train.features import build_task
     from spanfirst.train.loop import run_epochs, setup_process
 
@@ -131,21 +172,29 @@ def train_in_trial(cfg: Any, ctx: dict[str, Any], log: TrialLog, folder: Storage
     device = torch.device("cuda:0" if cfg.train.use_gpu and torch.cuda.is_available() else "cpu")
     task = build_task(cfg, ctx["prepared"], ctx.get("features"))
     node_id = ray.get_runtime_context().get_node_id()
-    kept: list[str] = []
+    kept = stored_checkpoints(folder, trial_id)
 
     def report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
         m = {**metrics, "node_id": node_id}
-        path = None
-        if ckpt_dir is not None:
-            path = folder.upload_dir(ckpt_dir, "trials", trial_id, f"checkpoint_epoch_{int(m['epoch']):03d}")
-            m["checkpoint_path"] = path
-        m = log.record([m], ckpt_dir, path)
+        name = f"{CHECKPOINT_PREFIX}{int(m['epoch']):03d}"
+        path = folder.fs_path("trials", trial_id, name) if ckpt_dir is not None else None
         if path is not None:
-            for old in kept:
+            m["checkpoint_path"] = path
+        m = log.record([m], ckpt_dir if ckpt_dir and ckpt.has_model(ckpt_dir) else None, path)
+        if ckpt_dir is not None:
+            folder.upload_dir(ckpt_dir, "trials", trial_id, name)
+            kept.append((int(m["epoch"]), path, ckpt.has_model(ckpt_dir)))
+            keep = to_keep(kept)
+            for _, old, _ in [c for c in kept if c[1] not in keep]:
                 folder.remove_fs_dir(old)
-            kept[:] = [path]
+            kept[:] = [c for c in kept if c[1] in keep]
         tune.report(m)
 
+    if cfg.train.max_failures > 0 and kept:
+        with checkpoint_dir(folder, kept[-1][1]) as local:
+            if ckpt.has_training_state(local):
+                run_epochs(task, cfg, 0, 1, device, report, resume=local)
+                return
     run_epochs(task, cfg, 0, 1, device, report)
 
 
@@ -164,12 +213,12 @@ def run_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
     cfg = apply_overrides(config_from_dict(ctx["base"], "sweep base config"), {**config, "train.seed": seed},
                           f"trial {trial_id}")
     runs: SweepRuns = ctx["runs"]
-    trial = {"trial_id": trial_id, "run_name": f"trial-{trial_index(trial_id):03d}",
-             "tags": {"spanfirst.sweep": ctx["sweep_name"], "spanfirst.task": cfg.task,
-                      "spanfirst.sampled": ",".join(sorted(config))},
+    trial = {"trial_id": trial_id, "run_name": trial_run_name(trial_id),
+             "tags": {**SweepRuns.trial_tags(ctx["sweep_name"], cfg.task), "spanfirst.sampled": ",".join(sorted(config))},
              "data": ctx["prepared"].get("data", {})}
     folder = Storage(ctx["storage"])  # the sweep's folder (local or a URI); trials write under trials/
-    folder.remove_dir("trials", trial_id)  # a restarted trial starts clean
+    if cfg.train.max_failures == 0:
+        folder.remove_dir("trials", trial_id)  # nothing to resume from: a restarted trial starts clean
     params = tracking.flatten(cfg.to_dict())
     log = TrialLog(runs, trial, params, started)
     try:

@@ -92,8 +92,31 @@ def epoch_shard(n: int, rank: int, world: int, seed: int) -> list[int]:
     return (order * world)[: per_rank * world][rank::world]
 
 
-def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.device, report) -> None:
-    """Train for ``cfg.train.epochs`` (or until early stopping), calling ``report(metrics, ckpt_dir)``."""
+def rng_state() -> dict[str, Any]:
+    """Every random generator the loop draws from, as tensors and plain values (no pickled objects)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.device, report,
+               resume: str | Path | None = None) -> None:
+    """Train for ``cfg.train.epochs`` (or until early stopping), calling ``report(metrics, ckpt_dir)``.
+
+    ``ckpt_dir`` holds the model when the dev score improved (``saved_model`` = 1 in the metrics)
+    and, when the run may be restarted (``train.max_failures`` > 0), the training state every
+    epoch. ``resume``: a folder with such a training state; training continues after its epoch."""
     t = cfg.train
     seed_everything(t.seed)
     model = task.build_model().to(device)
@@ -108,10 +131,22 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
                               num_training_steps=total)
     scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" and device.type == "cuda" else None
     best, stale, stage_frozen, wrapped = -math.inf, 0, None, model
+    resumable, first_epoch = t.max_failures > 0, 1
+    if resume is not None:
+        state = ckpt.read_training_state(resume)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        best, stale, first_epoch = float(state["best"]), int(state["stale"]), int(state["epoch"]) + 1
+        if rank == 0 and t.progress:
+            print(f"resuming after epoch {state['epoch']} (best dev_score so far {best:.4f})", flush=True)
     dev_idx = list(range(rank, len(dev_items), world))
     progress = Progress(t.epochs, steps_per_epoch, rank, enabled=t.progress)
     first_step_at: float | None = None  # wall clock: sweeps measure a trial's start-up up to here
-    for epoch in range(1, t.epochs + 1):
+    for epoch in range(first_epoch, t.epochs + 1):
         frozen = epoch <= t.freeze_backbone_epochs
         if frozen != stage_frozen:  # (re)wrap: DDP registers the parameters that need grads
             set_backbone_trainable(model, not frozen, lora)
@@ -166,11 +201,19 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
         else:
             stale += 1
         metrics["best_dev_score"] = best
+        # which checkpoint holds a model: Ray keeps the newest of those (the best) and the latest one
+        metrics["saved_model"], metrics["saved_model_epoch"] = int(improved), epoch if improved else 0
         progress.end_epoch(metrics["train_loss"], score)
-        if improved and rank == 0:
+        if rank == 0 and (improved or resumable):
             with tempfile.TemporaryDirectory(prefix="spanfirst-ckpt-") as tmp:
-                ckpt.save(model, task.tokenizer, task.checkpoint_config(), task.label_info(), Path(tmp),
-                                metrics={**metrics, "report": full})
+                if improved:
+                    ckpt.save(model, task.tokenizer, task.checkpoint_config(), task.label_info(), Path(tmp),
+                              metrics={**metrics, "report": full})
+                if resumable:
+                    ckpt.save_training_state(tmp, model, {
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "scaler": scaler.state_dict() if scaler is not None else {}, "rng": rng_state(),
+                        "epoch": epoch, "best": best, "stale": stale})
                 report(metrics, tmp)
         else:
             report(metrics, None)
@@ -220,7 +263,14 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     node_id = ray.get_runtime_context().get_node_id()  # which node trained: sweeps tag their runs with it
 
     def report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
-        ckpt = Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
-        ray.train.report({**metrics, "node_id": node_id}, checkpoint=ckpt)
+        checkpoint = Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
+        ray.train.report({**metrics, "node_id": node_id}, checkpoint=checkpoint)
 
+    # After a lost worker (or a restarted trial) Ray Train hands every rank the latest checkpoint.
+    latest = ray.train.get_checkpoint() if cfg.train.max_failures > 0 else None
+    if latest is not None:
+        with latest.as_directory() as folder:
+            if ckpt.has_training_state(folder):
+                run_epochs(task, cfg, rank, world, device, report, resume=folder)
+                return
     run_epochs(task, cfg, rank, world, device, report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from spanfirst import compat
 from spanfirst.environ import restore
@@ -37,6 +38,10 @@ def init_ray(address: str | None) -> None:
             env[API] = api
         ray.init(address=address, logging_level="WARNING", runtime_env={"env_vars": env})
         return
+    reaped = reap_orphans()
+    if reaped:
+        print(f"spanfirst: stopped {reaped} Ray process(es) whose Ray node was gone (left by a driver that did "
+              "not shut down)", file=sys.stderr)
     # A local Ray inherits this process's environment (no runtime env, so prestarted workers
     # stay usable); the variables are restored right after, other Ray users here are unaffected.
     port = free_port()
@@ -50,6 +55,43 @@ def init_ray(address: str | None) -> None:
                  dashboard_port=port)
     finally:
         restore(saved)
+
+
+def reap_orphans() -> int:
+    """Kill this user's Ray processes whose raylet is gone; returns how many.
+
+    A driver killed without shutting Ray down (SIGKILL, a lost terminal) takes its local node's
+    raylet with it, but the node's dashboard and runtime-env agents (and idle workers) live on,
+    holding memory and ports, and pile up with every such driver. Each Ray process names its
+    raylet in ``RAY_RAYLET_PID``; one whose raylet no longer runs serves no cluster, so stopping
+    it touches nobody's running Ray.
+    """
+    import psutil
+
+    uid = os.getuid()
+    reaped = 0
+    for proc in psutil.process_iter(["cmdline", "uids"]):
+        try:
+            cmd, uids = proc.info["cmdline"] or [], proc.info["uids"]
+            if uids is None or uids.real != uid or not cmd or not cmd[0].startswith("ray::"):
+                continue
+            raylet = proc.environ().get("RAY_RAYLET_PID", "")
+            if raylet.isdigit() and not _is_raylet(int(raylet)):
+                proc.kill()
+                reaped += 1
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return reaped
+
+
+def _is_raylet(pid: int) -> bool:
+    import psutil
+
+    try:
+        cmd = psutil.Process(pid).cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    return bool(cmd) and os.path.basename(cmd[0]) == "raylet"
 
 
 def _api_server_url(address: str) -> str | None:

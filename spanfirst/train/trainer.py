@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spanfirst.checkpoint import copy_model
 from spanfirst.config import RunConfig, save_config
 from spanfirst.tasks import get_task
 from spanfirst.train.loop import train_loop_per_worker
@@ -55,10 +56,13 @@ def build_trainer(cfg: RunConfig, prepared: dict[str, Any], storage_path: str, n
                                                resources_per_worker=per_worker),
         run_config=ray.train.RunConfig(
             name=name, storage_path=storage_path, callbacks=callbacks or [],
+            # the newest checkpoint holding a model is the best epoch's (the loop saves a model only
+            # when dev_score improves); Ray also keeps the latest one, the resume point
             checkpoint_config=ray.train.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute="dev_score", checkpoint_score_order="max"
+                num_to_keep=1, checkpoint_score_attribute="saved_model_epoch", checkpoint_score_order="max"
             ),
-            failure_config=ray.train.FailureConfig(max_failures=0),
+            # a lost worker or node: the worker group starts again from the latest checkpoint
+            failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
         ),
     )
 
@@ -87,13 +91,14 @@ def run_training(cfg: RunConfig, address: str | None = None) -> TrainingResult:
     history = [json.loads(line) for line in history_file.read_text(encoding="utf-8").splitlines()] \
         if history_file.exists() else []
     best_dir, best_metrics = None, {}
-    if result.best_checkpoints:
-        ckpt, best_metrics = max(result.best_checkpoints, key=lambda cm: cm[1].get("dev_score", float("-inf")))
+    models = [(c, m) for c, m in result.best_checkpoints if m.get("saved_model", 1)]
+    if models:
+        ckpt, best_metrics = max(models, key=lambda cm: cm[1].get("saved_model_epoch", 0))
         best_dir = out / "best"
         tmp = out / "best.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         with ckpt.as_directory() as d:
-            shutil.copytree(d, tmp)
+            copy_model(d, tmp)
         # Replace the previous best only once the new one is fully on disk.
         if best_dir.exists():
             shutil.rmtree(best_dir)

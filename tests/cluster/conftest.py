@@ -45,7 +45,7 @@ def ray_cluster():
         workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
         cluster.wait_for_nodes()
         yield SimpleNamespace(address=cluster.address, head_id=cluster.head_node.node_id,
-                              worker_ids={n.node_id for n in workers})
+                              worker_ids={n.node_id for n in workers}, cluster=cluster)
     finally:
         if cluster is not None:
             cluster.shutdown()

@@ -103,3 +103,16 @@ def test_checkpoint_folders_obey_mlflow_s_inference_config_variable(monkeypatch)
     monkeypatch.setenv("MLFLOW_PYFUNC_INFERENCE_CONFIG", "[8]")
     with pytest.raises(ValueError, match="must be a JSON object"):
         env_overrides()
+
+
+def test_a_text_over_the_limit_is_refused_naming_its_row():
+    import pandas as pd
+
+    from spanfirst.serving.inputs import BadRequest, check_text_lengths
+
+    check_text_lengths(pd.DataFrame({"text": ["abc", "de"]}), 3)
+    check_text_lengths(pd.DataFrame({"other": ["abcdef"]}), 3)  # the schema check names a missing column
+    with pytest.raises(BadRequest, match=r"^field 'text' of row 1 has 4 characters; at most 3 per text"):
+        check_text_lengths(pd.DataFrame({"text": ["abc", "defg"]}), 3)
+    with pytest.raises(BadRequest, match="of row 2 has 5 characters"):  # {"inputs": [...]}: one row holding the list
+        check_text_lengths(pd.DataFrame({"text": [["a", "b", "cdefg"]]}), 3)

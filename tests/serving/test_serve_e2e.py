@@ -307,3 +307,23 @@ def test_predict_pipeline_runs_the_registered_models(served, tmp_path):
     assert list(sub.columns) == ["id", "pred_label", "probs"] and len(sub) == 6
     assert [str(i) for i in sub["id"]] == [json.loads(line)["id"] for line in lines]
     assert all(len(json.loads(p)) == 30 for p in sub["probs"])
+
+
+# -- under load ------------------------------------------------------------------------------
+
+
+def test_a_short_soak_gets_no_5xx_and_a_4xx_for_every_bad_request(served):
+    """The soak benchmark's request mix (spanfirst.bench.soak), scaled down: concurrent clients,
+    valid and invalid requests; every invalid one is a 4xx, nothing is a 5xx, memory stays bounded."""
+    from spanfirst.bench.soak import cases, soak, verdict
+    from spanfirst.serving.settings import DEFAULT_CONFIG
+
+    re_rows = [{"text": r["text"], **{f"{side}_{key}": r[side][key] for side in ("subject", "object")
+                                      for key in ("start", "end", "type")}}
+               for r in read_jsonl(SAMPLE / "klue_re_dev.jsonl")[:16]]
+    texts = [r["text"] for r in read_jsonl(SAMPLE / "klue_ner_dev.jsonl")[:16]]
+    for task, server, max_batch in (("ner", served.ner, NER_MAX_BATCH), ("re", served.re, RE_MAX_BATCH)):
+        mix = cases(task, texts, re_rows, DEFAULT_CONFIG["max_text_chars"], max_batch)
+        result = soak(server, mix, requests=6 * len(mix), clients=3, time_limit_s=120, warmup=2)
+        assert verdict(result) == [], (task, verdict(result), server.log()[-3000:])
+        assert result["sent"] == 6 * len(mix)

@@ -14,7 +14,8 @@ from spanfirst import tracking
 from spanfirst.sweep.runner import SweepError, concurrency, searcher
 from spanfirst.sweep.space import load_space
 from spanfirst.sweep.summary import TrialSummary, classify, plot_progress, set_startups, write_table
-from spanfirst.sweep.trial import trial_index, trial_seed
+from spanfirst.sweep.runs import trial_index
+from spanfirst.sweep.trial import trial_seed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -303,3 +304,34 @@ def test_experiments_are_model_development_and_trial_runs_keep_their_own_times(t
     runs.fail_trial("t_00001", "trial-001", {}, {}, "boom", start_time_ms=t0 + 1)
     failed = runs.find_trial("t_00001").info
     assert failed.start_time == t0 + 1 and failed.status == "FAILED" and failed.end_time > t0 + 9_000  # none: now
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_driver_is_gone_is_closed_by_the_next_one(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    import psutil
+
+    from spanfirst.sweep.runs import DRIVER_TAG, FOLDER_TAG, LOST_TAG, close_lost_sweeps, driver_id
+
+    gone = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    gone_id = f"{socket.gethostname()}:{gone.pid}:{int(psutil.Process(gone.pid).create_time())}"
+    gone.wait()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c = tracking.client(uri)
+    exp = tracking.ensure_experiment(uri, "e")
+
+    def sweep(driver: str) -> tuple[str, str]:
+        parent = c.create_run(exp, tags={"spanfirst.kind": "sweep", DRIVER_TAG: driver, FOLDER_TAG: "runs/s-1"})
+        child = c.create_run(exp, tags={"mlflow.parentRunId": parent.info.run_id})
+        return parent.info.run_id, child.info.run_id
+
+    lost, alive, elsewhere = sweep(gone_id), sweep(driver_id()), sweep("another-host:1:1")
+    assert close_lost_sweeps(uri, exp) == [lost[0]]
+    assert [c.get_run(r).info.status for r in lost] == ["KILLED", "KILLED"]
+    assert "--resume runs/s-1" in c.get_run(lost[0]).data.tags[LOST_TAG]
+    assert c.get_run(lost[1]).data.tags["spanfirst.status"] == "interrupted"
+    for run_id in (*alive, *elsewhere):
+        assert c.get_run(run_id).info.status == "RUNNING"
