@@ -3,6 +3,7 @@
 ``python pipelines/benchmark.py ner [--data ../shared/data] [--epochs 10]``
 ``python pipelines/benchmark.py sweep``  (the quickstart sweep: wall time, per-trial start-up, CPU use)
 ``python pipelines/benchmark.py serve``  (mlflow models serve over HTTP: latency, throughput, NER and RE)
+``python pipelines/benchmark.py faults``  (SIGKILLed trial processes and a lost node during real sweeps: what was lost, time to recover; docs/reliability.md)
 ``python pipelines/benchmark.py soak``  (mlflow models serve under concurrent valid and invalid requests: statuses, latency, memory)
 ``python pipelines/benchmark.py heads [--epochs 4]``  (NER heads side by side, 3 seeds; cost at base size)
 ``python pipelines/benchmark.py span-first [--epochs 4]``  (span-first step by step from the design's settings, 3 seeds)
@@ -26,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("suite", choices=["ner", "re", "sweep", "serve", "heads", "heads-wnut17", "span-first",
-                                       "sweep-efficiency", "sweep-efficiency-ner", "soak"])
+                                       "sweep-efficiency", "sweep-efficiency-ner", "soak", "faults"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: 10; heads: 4)")
     ap.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -69,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
             from spanfirst.bench.span_first import run as run_span_first
 
             body = run_span_first(args.data.resolve(), work, epochs=epochs)
+        elif args.suite == "faults":
+            from spanfirst.bench.faults import run as run_faults
+
+            body = run_faults(work)
+            args.doc = args.doc.parent / "reliability.md"
         elif args.suite == "soak":
             from spanfirst.bench.soak import run as run_soak
 

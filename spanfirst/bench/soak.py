@@ -55,6 +55,9 @@ class Tally:
             self.latencies.setdefault(case.name, []).append(seconds)
 
 
+MEGABYTE = 1_000_000
+
+
 def _json(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
@@ -67,13 +70,13 @@ def cases(task: str, texts: list[str], re_rows: list[dict[str, Any]], max_text_c
     if task == "ner":
         one, many = {"inputs": texts[:1]}, {"inputs": texts[1 : 1 + rows]}
         wrong_column = {"dataframe_records": [{"txt": texts[0]}]}
-        too_long = {"inputs": ["가" * (max_text_chars + 1)]}
+        too_long = {"inputs": ["가" * max(max_text_chars + 1, MEGABYTE // 3)]}  # 3 bytes each in UTF-8
         too_many = {"inputs": [texts[0]] * (max_batch_size * 40)}
     else:
         one, many = {"dataframe_records": re_rows[:1]}, {"dataframe_records": re_rows[1 : 1 + rows]}
         wrong_column = {"dataframe_records": [{k if k != "subject_start" else "subj_start": v
                                                for k, v in re_rows[0].items()}]}
-        too_long = {"dataframe_records": [{**re_rows[0], "text": re_rows[0]["text"] + " " * (max_text_chars + 1)}]}
+        too_long = {"dataframe_records": [{**re_rows[0], "text": re_rows[0]["text"] + " " * max(max_text_chars + 1, MEGABYTE)}]}
         too_many = {"dataframe_records": re_rows[:1] * (max_batch_size * 40)}
     return [
         Case("valid, 1 row", _json(one), "application/json", "200"),
@@ -81,7 +84,7 @@ def cases(task: str, texts: list[str], re_rows: list[dict[str, Any]], max_text_c
         # nothing asked: NER answers an empty list, RE's schema check refuses a request with no columns
         Case("empty list", _json({"inputs": []}), "application/json", "200 or 4xx"),
         Case("wrong column", _json(wrong_column)),
-        Case(f"text over max_text_chars ({max_text_chars:,})", _json(too_long)),
+        Case(f"1 MB text (over max_text_chars {max_text_chars:,})", _json(too_long)),
         Case(f"{max_batch_size * 40:,} rows (max_batch_size {max_batch_size})", _json(too_many)),
         Case("not UTF-8", b'{"inputs": ["\xff\xfe\xc3\x28"]}'),
         Case("wrong content type", _json(one), content_type="text/plain"),

@@ -227,7 +227,7 @@ def run_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
         else:
             build_trainer(cfg, ctx["prepared"], folder.child("trials"), trial_id, [SweepReportCallback(log)],
                           gpus_per_worker=ctx.get("gpus_per_worker"), features=ctx.get("features")).fit()
-    except BaseException:
+    except Exception:  # not SystemExit: Ray ends a trial the scheduler stopped that way (the driver closes its run)
         runs.fail_trial(trial_id, trial["run_name"], trial["tags"], params, traceback.format_exc(),
                         start_time_ms=int(started * 1000))
         raise

@@ -68,8 +68,21 @@ def reap_orphans() -> int:
     """
     import psutil
 
-    uid = os.getuid()
     reaped = 0
+    for proc in orphan_processes():
+        try:
+            proc.kill()
+            reaped += 1
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return reaped
+
+
+def orphan_processes() -> list:
+    """This user's Ray processes (``ray::...``) whose raylet (``RAY_RAYLET_PID``) no longer runs."""
+    import psutil
+
+    uid, found = os.getuid(), []
     for proc in psutil.process_iter(["cmdline", "uids"]):
         try:
             cmd, uids = proc.info["cmdline"] or [], proc.info["uids"]
@@ -77,11 +90,10 @@ def reap_orphans() -> int:
                 continue
             raylet = proc.environ().get("RAY_RAYLET_PID", "")
             if raylet.isdigit() and not _is_raylet(int(raylet)):
-                proc.kill()
-                reaped += 1
+                found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-    return reaped
+    return found
 
 
 def _is_raylet(pid: int) -> bool:

@@ -26,6 +26,20 @@ space:
 """
 
 
+def _ray_core(driver_pid: int) -> list:
+    """The raylet / GCS processes a driver started (its process group)."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["name"]):
+        try:
+            if p.info["name"] in ("raylet", "gcs_server") and os.getpgid(p.pid) == driver_pid:
+                out.append(p)
+        except (psutil.NoSuchProcess, ProcessLookupError):
+            continue
+    return out
+
+
 def child_runs(c, experiment_name: str):
     exp = c.get_experiment_by_name(experiment_name)
     if exp is None:
@@ -91,12 +105,15 @@ def test_resume_after_the_driver_is_killed(tmp_path, sweep_tools):
     finally:
         os.kill(proc.pid, signal.SIGKILL)  # the driver dies without any cleanup
         proc.wait()
-        time.sleep(2)
-        try:  # then whatever of its local Ray outlived it, so the next run starts clean
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         log.close()
+    # What outlived it: its local Ray's raylet and GCS go with it, its agents and workers do not
+    # (counted once their raylet is gone); the next start of a local Ray stops them.
+    from spanfirst.train.ray_session import orphan_processes
+
+    deadline = time.time() + 30
+    while _ray_core(proc.pid) and time.time() < deadline:
+        time.sleep(0.5)
+    orphans = len(orphan_processes())
     exp_dir = next(storage.glob("resume-*"))
     lines_before = result_lines(exp_dir)
     kept = tune_terminated(storage)  # what --resume must not run again
@@ -105,6 +122,8 @@ def test_resume_after_the_driver_is_killed(tmp_path, sweep_tools):
 
     out = sweep_tools.run(space, tmp_path, *args, "--resume")
     assert "registered model: resume-ner version 1" in out, out
+    assert not orphan_processes()  # the resumed sweep's start stopped them (and its own Ray ended with it)
+    print(f"Ray processes left by the killed driver: {orphans}, after the next start: 0")
 
     after = child_runs(c, "resume-sweep")
     trial_ids = [r.data.tags["spanfirst.trial_id"] for r in after]
