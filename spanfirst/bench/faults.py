@@ -200,7 +200,7 @@ def run(work: Path) -> str:
     finally:
         cluster.shutdown()
     nruns = mlflow_steps(node["uri"], "node-loss")
-    rec = recovery([r for r in node["reports"][node["lost"]]], -1, node["removed_at"])
+    rec = recovery(node["reports"][node["lost"]], -1, node["removed_at"])
     lost_rows = node["reports"][node["lost"]]
     before = max(r["epoch"] for r in lost_rows if r["node_id"] == node["node_id"])
     status, steps, restarts = nruns[node["lost"]]
@@ -209,6 +209,7 @@ def run(work: Path) -> str:
                  f"epoch {before + 1} (in progress)", f"{rec['to_first_step']:.1f}" if rec else "",
                  f"{rec['to_report']:.1f}" if rec else "", f"{status}, epochs {steps}, restarts {restarts}"])
     finished = [tid for tid, (status, _, _) in {**runs, **nruns}.items() if status == "FINISHED"]
+    once = all(steps == list(range(1, len(steps) + 1)) for _, steps, _ in {**runs, **nruns}.values())
     epoch_times = [float(r["epoch_train_seconds"]) for rows_ in kills["reports"].values() for r in rows_
                    if "epoch_train_seconds" in r]
     return "\n".join([
@@ -224,7 +225,7 @@ def run(work: Path) -> str:
         "",
         f"Lost: only the epoch in progress, trained again after the restart (the median epoch here trains in "
         f"{statistics.median(epoch_times):.1f} s); no finished epoch, checkpoint, MLflow run or registered model "
-        f"was lost, and every run's epochs are logged once, without gaps. Trials that finished: "
+        f"was lost; every run's epochs are logged {'once, without gaps' if once else 'WITH GAPS OR TWICE (see the table)'}. Trials that finished: "
         f"{len(finished)} of {len(runs) + len(nruns)}; the kill sweep {'ended normally' if kills['returncode'] == 0 else 'FAILED'} "
         f"and registered its best trial, as did the node-loss sweep ({'ok' if node['returncode'] == 0 else 'FAILED'}).",
         "",
