@@ -18,6 +18,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from spanfirst.config import apply_overrides
 from spanfirst.environ import restore
 from spanfirst.sweep.progress import TrialLines
 from spanfirst.sweep.runs import SweepRuns
-from spanfirst.sweep.schedulers import build_scheduler, epoch_budget
+from spanfirst.sweep.schedulers import build_scheduler, epoch_budget, epochs_per_trial
 from spanfirst.sweep.space import SweepSpace, load_space
 from spanfirst.sweep.storage import Storage, StorageError
 from spanfirst.sweep.summary import (SCHEDULER_STOPS, STOP_STATUS, STOPPED_BY_BUDGET, STOPPED_BY_EPOCH_BUDGET,
@@ -142,14 +143,14 @@ def trial_resources(space: SweepSpace) -> dict[str, float]:
 
 
 def startup_trials(space: SweepSpace) -> int:
-    """TPE's random trials before it models the results: a quarter of the trials the sweep can
-    start (``num_samples``, or, under a trial-epoch budget, at most the budget over the grace
-    period, the most trials it pays for), between 2 and 10 (Optuna's own default)."""
+    """TPE's random trials before it models the results: a quarter of the trials the sweep is
+    expected to start (``num_samples``, or, under a trial-epoch budget, the budget over the epochs a
+    trial is expected to train), between 2 and 10 (Optuna's own default). Under early stopping
+    most trials end at the first rung, so a budget starts several times budget / max_epochs trials."""
     s = space.spec
     trials = s.search.num_samples
     if s.search.max_trial_epochs:
-        first_rung = s.scheduler.grace_period if s.scheduler.type != "none" else s.scheduler.max_epochs
-        trials = min(trials, max(1, s.search.max_trial_epochs // first_rung))
+        trials = min(trials, max(1, round(s.search.max_trial_epochs / epochs_per_trial(s.scheduler))))
     return min(10, max(2, trials // 4))
 
 
@@ -171,7 +172,14 @@ def searcher(space: SweepSpace, max_concurrent: int) -> Any:
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             startup = s.startup_trials or startup_trials(space)
-            return OptunaSearch(sampler=optuna.samplers.TPESampler(n_startup_trials=startup, seed=s.seed))
+            with warnings.catch_warnings():  # multivariate and constant_liar are flagged experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                # multivariate: one joint density over all parameters (pooling x learning rate, not
+                # each alone); constant_liar: a running trial counts as a bad one, so concurrent
+                # trials are not sampled next to each other
+                sampler = optuna.samplers.TPESampler(n_startup_trials=startup, seed=s.seed, multivariate=True,
+                                                     constant_liar=max_concurrent > 1)
+            return OptunaSearch(sampler=sampler)
         from ray.tune.search.hyperopt import HyperOptSearch
 
         return HyperOptSearch(random_state_seed=s.seed)

@@ -52,6 +52,29 @@ def hyperband_brackets(sch: SchedulerSpec) -> int:
     return int(math.floor(math.log(ratio) / math.log(sch.reduction_factor) + 1e-9)) + 1
 
 
+def epochs_per_trial(sch: SchedulerSpec) -> float:
+    """The epochs a trial is expected to train under ``sch``, laid out as Ray's asynchronous
+    successive halving lays out its brackets: bracket s has rungs grace * rf**(k + s) below
+    max_epochs; every trial of a bracket trains to its first rung and a 1/rf share of each rung's
+    trials goes on to the next (the last rung goes on to max_epochs). Hyperband's trials join
+    bracket s with weight e**(its rung count), as Ray assigns them."""
+    if sch.type == "none":
+        return float(sch.max_epochs)
+    per_bracket = []
+    for s in range(hyperband_brackets(sch) if sch.type == "hyperband" else 1):
+        n = int(math.log(sch.max_epochs / sch.grace_period) / math.log(sch.reduction_factor) - s + 1)
+        rungs = sorted(sch.grace_period * sch.reduction_factor ** (k + s) for k in range(max(1, n)))
+        rungs = [r for r in rungs if r < sch.max_epochs] + [float(sch.max_epochs)]
+        epochs, share = rungs[0], 1.0
+        for lower, upper in zip(rungs, rungs[1:]):
+            share /= sch.reduction_factor
+            epochs += share * (upper - lower)
+        per_bracket.append((len(rungs), epochs))
+    most = max(n for n, _ in per_bracket)
+    weights = [math.exp(n - most) for n, _ in per_bracket]
+    return sum(w * e for w, (_, e) in zip(weights, per_bracket)) / sum(weights)
+
+
 def build_scheduler(space: SweepSpace) -> TrialScheduler:
     """The scheduler of ``scheduler.type``, by the reported ``epoch`` (not Tune's training_iteration,
     which starts again at 1 when a lost trial restarts from its checkpoint at a later epoch)."""

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from spanfirst import tracking
-from spanfirst.sweep.runner import SweepError, concurrency, searcher
+from spanfirst.sweep.runner import SweepError, concurrency, searcher, startup_trials
+from spanfirst.sweep.schedulers import epochs_per_trial
 from spanfirst.sweep.space import load_space
 from spanfirst.sweep.summary import TrialSummary, classify, plot_progress, set_startups, write_table
 from spanfirst.sweep.runs import trial_index
@@ -276,6 +277,35 @@ def test_searcher_is_seeded_and_bounded_and_explains_what_it_cannot_do(tmp_path)
     if importlib.util.find_spec("hyperopt") is None:
         with pytest.raises(SweepError, match="needs the 'hyperopt' package"):
             searcher(space("hyperopt"), 2)
+
+
+def test_tpe_starts_modelling_after_a_quarter_of_the_trials_the_budget_is_expected_to_start(tmp_path):
+    (tmp_path / "base.yaml").write_text("task: ner\ndata: {train: t.jsonl}\n", encoding="utf-8")
+
+    def space(scheduler: str, search: str) -> object:
+        path = tmp_path / "s.yaml"
+        path.write_text(f"base: base.yaml\nscheduler: {scheduler}\nsearch: {search}\n"
+                        "space:\n  model.dropout: {uniform: [0.0, 0.2]}\n", encoding="utf-8")
+        return load_space(path)
+
+    asha = "{grace_period: 1, reduction_factor: 2, max_epochs: 6}"
+    # rungs 1, 2, 4, then 6: all train 1 epoch, half a 2nd, a quarter the 3rd-4th, an eighth the 5th-6th
+    assert epochs_per_trial(space(asha, "{}").spec.scheduler) == pytest.approx(1 + 1 / 2 + 2 / 4 + 2 / 8)
+    fifo = "{type: none, max_epochs: 6}"
+    assert epochs_per_trial(space(fifo, "{}").spec.scheduler) == 6.0
+    # Hyperband's brackets start at 1, 2 and 4 epochs (2.25, 3.5, 5 epochs a trial), weighted e**rungs as Ray does
+    hyperband = space("{type: hyperband, grace_period: 1, reduction_factor: 2, max_epochs: 6}", "{}").spec.scheduler
+    w = [1, math.exp(-1), math.exp(-2)]
+    assert epochs_per_trial(hyperband) == pytest.approx((2.25 * w[0] + 3.5 * w[1] + 5 * w[2]) / sum(w))
+    # 30 trial-epochs start ~13 trials under ASHA (not 30, nor 5): TPE models after 3
+    assert startup_trials(space(asha, "{num_samples: 64, max_trial_epochs: 30}")) == 3
+    assert startup_trials(space(fifo, "{num_samples: 64, max_trial_epochs: 30}")) == 2  # 5 trials: the floor
+    assert startup_trials(space(asha, "{num_samples: 200}")) == 10  # Optuna's own default is the ceiling
+    assert startup_trials(space(asha, "{num_samples: 12}")) == 3
+
+    sampler = searcher(space(asha, "{num_samples: 12, seed: 7}"), 2)._sampler
+    assert sampler._n_startup_trials == 3 and sampler._multivariate and sampler._constant_liar
+    assert not searcher(space(asha, "{num_samples: 12, startup_trials: 5}"), 1)._sampler._constant_liar
 
 
 @pytest.mark.slow
