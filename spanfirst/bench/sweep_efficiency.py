@@ -28,6 +28,8 @@ import yaml
 
 from spanfirst.bench.report import table
 from spanfirst.bench.sweep import timed_sweep
+from spanfirst.sweep.runner import startup_trials
+from spanfirst.sweep.space import SchedulerSpec, SearchSpec
 from spanfirst.sweep.summary import SCHEDULER_STOPS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,6 +186,13 @@ def plot(results: list[dict[str, Any]], target: float, path: Path, title: str) -
     return path
 
 
+def tpe_startup(setup: Setup, scheduler: str) -> int:
+    """TPE's random start-up trials in this setup's sweeps with ``scheduler``, as the sweep picks them."""
+    sch = SchedulerSpec(type=scheduler, grace_period=setup.grace_period, reduction_factor=setup.reduction_factor,
+                        max_epochs=setup.max_epochs)
+    return startup_trials(SearchSpec(num_samples=setup.num_samples, max_trial_epochs=setup.budget), sch)
+
+
 def mean_sd(values: list[float]) -> str:
     """``mean ± sd`` over seeds (sd of the sample; a single value has none)."""
     if not values:
@@ -275,9 +284,10 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
         f"{setup.max_epochs} epochs (`scheduler.type: asha`).",
         "- No early stopping: `scheduler.type: none` (FIFO), every trial runs all epochs.",
         "- Optuna TPE (`search.algorithm: optuna`, seeded, random start-up trials: `search.startup_trials`, by "
-        "default a quarter of the trials the budget pays for, here "
-        f"{min(10, max(2, min(setup.num_samples, setup.budget // setup.grace_period) // 4))}) with Hyperband (`scheduler.type: hyperband`, "
-        "asynchronous: one ASHA bracket per Hyperband bracket) or with ASHA.",
+        "default a quarter of the trials the budget is expected to start under the scheduler, here "
+        f"{tpe_startup(setup, 'hyperband')} with Hyperband and {tpe_startup(setup, 'asha')} with ASHA; multivariate, "
+        "constant liar) with Hyperband (`scheduler.type: hyperband`, asynchronous: one ASHA bracket per Hyperband "
+        "bracket) or with ASHA.",
         "",
         f"Target: {TARGET_SHARE:.0%} of the best {metric_name} any sweep reached = {target:.3f}.{floor_note} "
         "Mean ± sd over the seeds; ratios are of means, to the no-early-stopping baseline of the same run. Times "

@@ -29,7 +29,7 @@ from spanfirst.environ import restore
 from spanfirst.sweep.progress import TrialLines
 from spanfirst.sweep.runs import SweepRuns
 from spanfirst.sweep.schedulers import build_scheduler, epoch_budget, epochs_per_trial
-from spanfirst.sweep.space import SweepSpace, load_space
+from spanfirst.sweep.space import SchedulerSpec, SearchSpec, SweepSpace, load_space
 from spanfirst.sweep.storage import Storage, StorageError
 from spanfirst.sweep.summary import (SCHEDULER_STOPS, STOP_STATUS, STOPPED_BY_BUDGET, STOPPED_BY_EPOCH_BUDGET,
                                      TrialSummary, classify, history_rows, set_startups)
@@ -142,15 +142,14 @@ def trial_resources(space: SweepSpace) -> dict[str, float]:
     return {"cpu": 0, "memory": TRIAL_MEMORY}
 
 
-def startup_trials(space: SweepSpace) -> int:
+def startup_trials(search: SearchSpec, scheduler: SchedulerSpec) -> int:
     """TPE's random trials before it models the results: a quarter of the trials the sweep is
     expected to start (``num_samples``, or, under a trial-epoch budget, the budget over the epochs a
     trial is expected to train), between 2 and 10 (Optuna's own default). Under early stopping
     most trials end at the first rung, so a budget starts several times budget / max_epochs trials."""
-    s = space.spec
-    trials = s.search.num_samples
-    if s.search.max_trial_epochs:
-        trials = min(trials, max(1, round(s.search.max_trial_epochs / epochs_per_trial(s.scheduler))))
+    trials = search.num_samples
+    if search.max_trial_epochs:
+        trials = min(trials, max(1, round(search.max_trial_epochs / epochs_per_trial(scheduler))))
     return min(10, max(2, trials // 4))
 
 
@@ -171,7 +170,7 @@ def searcher(space: SweepSpace, max_concurrent: int) -> Any:
             from ray.tune.search.optuna import OptunaSearch
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
-            startup = s.startup_trials or startup_trials(space)
+            startup = s.startup_trials or startup_trials(s, space.spec.scheduler)
             with warnings.catch_warnings():  # multivariate and constant_liar are flagged experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 # multivariate: one joint density over all parameters (pooling x learning rate, not

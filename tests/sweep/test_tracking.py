@@ -298,10 +298,10 @@ def test_tpe_starts_modelling_after_a_quarter_of_the_trials_the_budget_is_expect
     w = [1, math.exp(-1), math.exp(-2)]
     assert epochs_per_trial(hyperband) == pytest.approx((2.25 * w[0] + 3.5 * w[1] + 5 * w[2]) / sum(w))
     # 30 trial-epochs start ~13 trials under ASHA (not 30, nor 5): TPE models after 3
-    assert startup_trials(space(asha, "{num_samples: 64, max_trial_epochs: 30}")) == 3
-    assert startup_trials(space(fifo, "{num_samples: 64, max_trial_epochs: 30}")) == 2  # 5 trials: the floor
-    assert startup_trials(space(asha, "{num_samples: 200}")) == 10  # Optuna's own default is the ceiling
-    assert startup_trials(space(asha, "{num_samples: 12}")) == 3
+    assert startup_trials(space(asha, "{num_samples: 64, max_trial_epochs: 30}").spec.search, space(asha, "{num_samples: 64, max_trial_epochs: 30}").spec.scheduler) == 3
+    assert startup_trials(space(fifo, "{num_samples: 64, max_trial_epochs: 30}").spec.search, space(fifo, "{num_samples: 64, max_trial_epochs: 30}").spec.scheduler) == 2  # 5 trials: the floor
+    assert startup_trials(space(asha, "{num_samples: 200}").spec.search, space(asha, "{num_samples: 200}").spec.scheduler) == 10  # Optuna's own default is the ceiling
+    assert startup_trials(space(asha, "{num_samples: 12}").spec.search, space(asha, "{num_samples: 12}").spec.scheduler) == 3
 
     sampler = searcher(space(asha, "{num_samples: 12, seed: 7}"), 2)._sampler
     assert sampler._n_startup_trials == 3 and sampler._multivariate and sampler._constant_liar
