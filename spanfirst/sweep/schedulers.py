@@ -62,9 +62,9 @@ def epochs_per_trial(sch: SchedulerSpec) -> float:
         return float(sch.max_epochs)
     per_bracket = []
     for s in range(hyperband_brackets(sch) if sch.type == "hyperband" else 1):
-        n = int(math.log(sch.max_epochs / sch.grace_period) / math.log(sch.reduction_factor) - s + 1)
-        rungs = sorted(sch.grace_period * sch.reduction_factor ** (k + s) for k in range(max(1, n)))
-        rungs = [r for r in rungs if r < sch.max_epochs] + [float(sch.max_epochs)]
+        count = int(math.log(sch.max_epochs / sch.grace_period) / math.log(sch.reduction_factor) - s + 1)
+        rungs = [r for r in (sch.grace_period * sch.reduction_factor ** (k + s) for k in range(max(1, count)))
+                 if r < sch.max_epochs] + [float(sch.max_epochs)]
         epochs, share = rungs[0], 1.0
         for lower, upper in zip(rungs, rungs[1:]):
             share /= sch.reduction_factor

@@ -288,6 +288,10 @@ def test_tpe_starts_modelling_after_a_quarter_of_the_trials_the_budget_is_expect
                         "space:\n  model.dropout: {uniform: [0.0, 0.2]}\n", encoding="utf-8")
         return load_space(path)
 
+    def specs(scheduler: str, search: str) -> tuple[object, object]:
+        spec = space(scheduler, search).spec
+        return spec.search, spec.scheduler
+
     asha = "{grace_period: 1, reduction_factor: 2, max_epochs: 6}"
     # rungs 1, 2, 4, then 6: all train 1 epoch, half a 2nd, a quarter the 3rd-4th, an eighth the 5th-6th
     assert epochs_per_trial(space(asha, "{}").spec.scheduler) == pytest.approx(1 + 1 / 2 + 2 / 4 + 2 / 8)
@@ -298,10 +302,10 @@ def test_tpe_starts_modelling_after_a_quarter_of_the_trials_the_budget_is_expect
     w = [1, math.exp(-1), math.exp(-2)]
     assert epochs_per_trial(hyperband) == pytest.approx((2.25 * w[0] + 3.5 * w[1] + 5 * w[2]) / sum(w))
     # 30 trial-epochs start ~13 trials under ASHA (not 30, nor 5): TPE models after 3
-    assert startup_trials(space(asha, "{num_samples: 64, max_trial_epochs: 30}").spec.search, space(asha, "{num_samples: 64, max_trial_epochs: 30}").spec.scheduler) == 3
-    assert startup_trials(space(fifo, "{num_samples: 64, max_trial_epochs: 30}").spec.search, space(fifo, "{num_samples: 64, max_trial_epochs: 30}").spec.scheduler) == 2  # 5 trials: the floor
-    assert startup_trials(space(asha, "{num_samples: 200}").spec.search, space(asha, "{num_samples: 200}").spec.scheduler) == 10  # Optuna's own default is the ceiling
-    assert startup_trials(space(asha, "{num_samples: 12}").spec.search, space(asha, "{num_samples: 12}").spec.scheduler) == 3
+    assert startup_trials(*specs(asha, "{num_samples: 64, max_trial_epochs: 30}")) == 3
+    assert startup_trials(*specs(fifo, "{num_samples: 64, max_trial_epochs: 30}")) == 2  # 5 trials: the floor
+    assert startup_trials(*specs(asha, "{num_samples: 200}")) == 10  # Optuna's own default is the ceiling
+    assert startup_trials(*specs(asha, "{num_samples: 12}")) == 3
 
     sampler = searcher(space(asha, "{num_samples: 12, seed: 7}"), 2)._sampler
     assert sampler._n_startup_trials == 3 and sampler._multivariate and sampler._constant_liar
