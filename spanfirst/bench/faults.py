@@ -45,7 +45,11 @@ space:
 def reports(storage: Path) -> dict[str, list[dict[str, Any]]]:
     """Every epoch report Tune has recorded so far (each trial's result.json), by trial id, in order."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for path in storage.glob("**/run_trial_*/result.json"):
+    # os.walk, not Path.glob: Tune deletes old checkpoint folders while we scan, and glob raises on
+    # a folder that vanished under it where walk skips it
+    found = [Path(d) / "result.json" for d, _, files in os.walk(storage)
+             if "result.json" in files and Path(d).name.startswith("run_trial_")]
+    for path in found:
         try:
             rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, ValueError):  # being written

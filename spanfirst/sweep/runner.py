@@ -33,7 +33,7 @@ from spanfirst.sweep.space import SchedulerSpec, SearchSpec, SweepSpace, load_sp
 from spanfirst.sweep.storage import Storage, StorageError
 from spanfirst.sweep.summary import (SCHEDULER_STOPS, STOP_STATUS, STOPPED_BY_BUDGET, STOPPED_BY_EPOCH_BUDGET,
                                      TrialSummary, classify, history_rows, set_startups)
-from spanfirst.train.features import start_cache
+from spanfirst.train.features import cache_stats, start_cache
 from spanfirst.train.ray_session import init_ray
 
 if TYPE_CHECKING:
@@ -273,7 +273,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
         run_ids = runs.close_trials(trials, name, space.base.task)
         runs.log_summary(trials, run_ids, exp_dir, s.metric)
         best, registered = runs.register_best(trials, run_ids, exp_dir, space, name)
-        feature_stats = ray.get(features.stats.remote())
+        feature_stats = cache_stats(features)
         ray.kill(features)  # its features are no longer needed; a driver that runs more sweeps keeps no copy
     except BaseException as err:
         runs.fail(err)

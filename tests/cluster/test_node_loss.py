@@ -31,6 +31,8 @@ def test_a_lost_node_moves_its_trial_to_another_node(tmp_path, ray_cluster, swee
                             ray_cluster.address, SPACE.format(base=sweep_tools.configs / "quickstart_ner.yaml"))
     assert got["returncode"] == 0, got["out"][-6000:]
     assert "registered model: node-loss-ner version 1 (alias champion)" in got["out"], got["out"][-3000:]
+    # the feature cache lives on the driver's node, so losing a worker node does not lose it
+    assert "tokenised data: built 1x for 1 distinct setting(s)" in got["out"], got["out"][-3000:]
 
     rows = got["reports"][got["lost"]]
     moved = [r for r in rows if r["node_id"] != got["node_id"]]

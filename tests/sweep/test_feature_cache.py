@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,43 @@ def test_a_failed_build_lets_the_next_trial_build(re_run, local_ray):
         build_task(cfg, {**prepared, "train": None}, cache)
     build_task(cfg, prepared, cache)
     assert sum(ray.get(cache.stats.remote())["builds"].values()) == 2
+
+
+def test_a_lost_cache_costs_a_build_not_the_trial(re_run, local_ray):
+    """The cache actor dies with its node: trials build their own features and the sweep's stats are empty."""
+    import ray
+
+    from spanfirst.train.features import cache_stats
+
+    cfg, prepared = re_run
+    cache = start_cache("test-features-lost")
+    assert cache_stats(cache) == {"builds": {}, "hits": {}}
+    ray.kill(cache)
+    task = build_task(cfg, prepared, cache)
+    assert len(task.train_features) == len(build_task(cfg, prepared).train_features) > 0
+    assert cache_stats(cache) == {}
+
+
+def test_a_builder_that_stops_beating_is_given_up_on(re_run, local_ray):
+    """A builder lost mid-build (it claimed the key, then never beat nor put) makes the next claimant
+    build after ``stale_s``, not wait forever; a builder that beats keeps its claim."""
+    import ray
+
+    cfg, prepared = re_run
+    cache = start_cache("test-features-stale", stale_s=1.0)
+    key = feature_key(cfg, prepared)
+    assert ray.get(cache.claim.remote(key)) == ("build", None)  # this "builder" is lost right away
+    started = time.monotonic()
+    task = build_task(cfg, prepared, cache)  # waits ~1 s, then builds itself
+    assert time.monotonic() - started >= 1.0 and len(task.train_features) > 0
+    assert ray.get(cache.stats.remote())["builds"] == {key: 2}
+
+    other = "a-key-whose-builder-beats"
+    assert ray.get(cache.claim.remote(other)) == ("build", None)
+    waiting = cache.claim.remote(other)
+    for _ in range(6):  # 3 s of beats, three times the stale limit
+        time.sleep(0.5)
+        cache.beat.remote(other)
+    assert ray.wait([waiting], timeout=0)[0] == []  # still waiting for the live builder
+    ray.get(cache.put.remote(other, "features"))
+    assert ray.get(waiting) == ("hit", "features")
