@@ -139,12 +139,12 @@ def build_task(cfg: RunConfig, prepared: dict[str, Any], cache: Any | None = Non
     if outcome == "hit":
         return cls(cfg, prepared, features)
     try:
-        with beating(cache, key):
+        with beating(cache, key):  # also while the features are serialised and sent
             task = cls(cfg, prepared)
+            with suppress(ray.exceptions.RayActorError):
+                ray.get(cache.put.remote(key, task.features()))
     except BaseException:
         with suppress(ray.exceptions.RayActorError):
             ray.get(cache.abandon.remote(key))
         raise
-    with suppress(ray.exceptions.RayActorError):
-        ray.get(cache.put.remote(key, task.features()))
     return task
