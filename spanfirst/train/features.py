@@ -57,7 +57,7 @@ class _FeatureCache:
                 await asyncio.wait_for(event.wait(), timeout=self.stale_s / 4)
             except asyncio.TimeoutError:
                 if time.monotonic() - self.last_beat[key] > self.stale_s and self.pending.get(key) is event:
-                    await self.abandon(key)
+                    self._end_build(key)  # its builder is lost: this claimant builds
         if key in self.values:
             self.hits[key] = self.hits.get(key, 0) + 1
             return "hit", self.values[key]
@@ -71,10 +71,14 @@ class _FeatureCache:
 
     async def put(self, key: str, features: Any) -> None:
         self.values[key] = features
-        await self.abandon(key)  # wakes the waiters, who now find the value
+        self._end_build(key)  # the waiters now find the value
 
     async def abandon(self, key: str) -> None:
         """The builder failed: the next claimant builds instead."""
+        self._end_build(key)
+
+    def _end_build(self, key: str) -> None:
+        """Wakes the claimants waiting for ``key``'s build, if one is still pending."""
         event = self.pending.pop(key, None)
         if event is not None:
             event.set()
