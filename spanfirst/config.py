@@ -314,8 +314,16 @@ class TrainConfig(Strict):
     # restarts after a lost worker process or node, each from the latest checkpoint; > 0 makes
     # every epoch write one (the model only when improved, the training state always)
     max_failures: int = Field(0, ge=0)
+    # every epoch's checkpoint holds the training state, so the run can continue from it (implied
+    # by max_failures > 0; set by sweeps whose scheduler pauses trials at a rung)
+    save_training_state: bool = False
     output_dir: str = "runs/default"
     progress: bool = True  # rank 0 prints epoch lines and step progress
+
+    @property
+    def resumable(self) -> bool:
+        """Every epoch writes the training state, and a restarted run continues from the latest."""
+        return self.max_failures > 0 or self.save_training_state
 
 
 class RunConfigBase(Strict):

@@ -3,7 +3,9 @@ each sweep run as a user runs it (``pipelines/sweep.py`` in its own process, its
 SQLite MLflow store in the work folder):
 
 (a) random search without early stopping (the baseline), (b) ASHA + random search, (c) Optuna
-TPE with (asynchronous) Hyperband pruning, (d) Optuna TPE + ASHA (the shipped default).
+TPE with (asynchronous) Hyperband pruning, (d) Optuna TPE + Ray's (stopping) ASHA, (e) Optuna TPE +
+promotion-based ASHA. The row of the shipped default (search_spaces/re.yaml's scheduler and
+search) says so.
 
 ``task="re"``: KLUE-RE with search_spaces/re.yaml's space; ``task="ner"``: KLUE-NER with the
 span-first knobs of search_spaces/ner_span_first.yaml (learning rates in the tiny encoder's range,
@@ -43,13 +45,15 @@ class Strategy:
     label: str
     scheduler: str  # scheduler.type
     algorithm: str  # search.algorithm
+    promotion: bool = False  # scheduler.promotion
 
 
 STRATEGIES = [
     Strategy("no-stop", "random search, no early stopping", "none", "random"),
     Strategy("asha", "ASHA + random search", "asha", "random"),
     Strategy("tpe-hyperband", "Optuna TPE + Hyperband pruning", "hyperband", "optuna"),
-    Strategy("tpe-asha", "Optuna TPE + ASHA (the shipped default)", "asha", "optuna"),
+    Strategy("tpe-asha", "Optuna TPE + ASHA (Ray's, stopping)", "asha", "optuna"),
+    Strategy("tpe-promotion", "Optuna TPE + promotion-based ASHA", "asha", "optuna", promotion=True),
 ]
 BASELINE = "no-stop"
 NER_SPACE = REPO / "search_spaces" / "ner_span_first.yaml"
@@ -92,6 +96,18 @@ def _space_and_data(data_dir: Path, setup: Setup) -> tuple[str, dict[str, Any], 
             re_space["space"], re_space["trial"])
 
 
+def shipped_default(space: Path = RE_SPACE) -> str:
+    """The key of the strategy search_spaces/re.yaml ships (its scheduler and search algorithm)."""
+    spec = yaml.safe_load(space.read_text(encoding="utf-8"))
+    sch, search = SchedulerSpec(**spec.get("scheduler", {})), SearchSpec(**spec.get("search", {}))
+    return next(s.key for s in STRATEGIES
+                if (s.scheduler, s.algorithm, s.promotion) == (sch.type, search.algorithm, sch.promotion))
+
+
+def shown(strategy: Strategy) -> str:
+    return strategy.label + (" (the shipped default)" if strategy.key == shipped_default() else "")
+
+
 def write_space(data_dir: Path, work: Path, strategy: Strategy, setup: Setup, seed: int) -> Path:
     """The task's space and trial layout on the real KLUE files, with this strategy's search."""
     base, overrides, space, trial = _space_and_data(data_dir, setup)
@@ -99,7 +115,8 @@ def write_space(data_dir: Path, work: Path, strategy: Strategy, setup: Setup, se
         "base": base,
         "metric": "dev_score",
         "scheduler": {"type": strategy.scheduler, "grace_period": setup.grace_period,
-                      "reduction_factor": setup.reduction_factor, "max_epochs": setup.max_epochs},
+                      "reduction_factor": setup.reduction_factor, "max_epochs": setup.max_epochs,
+                      "promotion": strategy.promotion},
         "search": {"algorithm": strategy.algorithm, "num_samples": setup.num_samples,
                    "max_concurrent": setup.max_concurrent, "seed": seed, "max_trial_epochs": setup.budget},
         "trial": trial,
@@ -161,13 +178,13 @@ def plot(results: list[dict[str, Any]], target: float, path: Path, title: str) -
     import matplotlib.pyplot as plt
 
     fig, (by_time, by_epochs) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    styles = dict(zip([s.key for s in STRATEGIES], ("-", "--", "-.", ":")))
-    colours = dict(zip([s.key for s in STRATEGIES], ("tab:grey", "tab:blue", "tab:orange", "tab:green")))
+    styles = dict(zip([s.key for s in STRATEGIES], ("-", "--", "-.", ":", "-")))
+    colours = dict(zip([s.key for s in STRATEGIES], ("tab:grey", "tab:blue", "tab:orange", "tab:green", "tab:red")))
     labelled: set[str] = set()
     for r in results:
         key = r["strategy"].key
         secs, epochs, best = zip(*r["points"]) if r["points"] else ((), (), ())
-        label = None if key in labelled else r["strategy"].label
+        label = None if key in labelled else shown(r["strategy"])
         labelled.add(key)
         for ax, xs in ((by_time, secs), (by_epochs, epochs)):
             ax.step(xs, best, where="post", linestyle=styles[key], color=colours[key], linewidth=1.3, alpha=0.85,
@@ -237,7 +254,7 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
         runs = of(strategy.key)
         reached = [r for r in runs if r["hit"]]
         rows.append([
-            strategy.label + (" (baseline)" if strategy.key == BASELINE else ""),
+            shown(strategy) + (" (baseline)" if strategy.key == BASELINE else ""),
             mean_sd([r["best"] for r in runs]),
             mean_sd([r["wall"] for r in runs]),
             f"{_mean([r['wall'] for r in runs]) / base_wall:.2f}x",
@@ -250,7 +267,7 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
             mean_sd([r["startup_median"] for r in runs]),
             mean_sd([r["epoch_median"] for r in runs]),
         ])
-    per_run = [[r["strategy"].label, r["seed"], r["best"], r["wall"],
+    per_run = [[shown(r["strategy"]), r["seed"], r["best"], r["wall"],
                 "not reached" if r["hit"] is None else r["hit"][1],
                 "not reached" if r["hit"] is None else f"{r['hit'][0]:.0f}", r["started_trials"],
                 r["startup_median"], r["load_before"]] for r in results]
@@ -281,7 +298,10 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
         f"`python pipelines/benchmark.py {section}` (this run: {sum(r['wall'] for r in results) / 60:.0f} minutes).",
         "",
         f"- ASHA: grace period {setup.grace_period}, reduction factor {setup.reduction_factor}, rungs up to "
-        f"{setup.max_epochs} epochs (`scheduler.type: asha`).",
+        f"{setup.max_epochs} epochs (`scheduler.type: asha`): Ray's stopping variant (a trial goes on unless it is "
+        "below the rung's median so far; the first to reach a rung always goes on) or promotion-based "
+        "(`scheduler.promotion: true`: a trial pauses at each rung until it ranks in the rung's top half, then "
+        "resumes from its checkpoint; its slot starts a new trial meanwhile).",
         "- No early stopping: `scheduler.type: none` (FIFO), every trial runs all epochs.",
         "- Optuna TPE (`search.algorithm: optuna`, seeded, random start-up trials: `search.startup_trials`, by "
         "default a quarter of the trials the budget is expected to start under the scheduler, here "

@@ -47,6 +47,7 @@ class TrialLines(Callback):
         self.max_epochs, self.metric, self.clock = max_epochs, metric, clock
         self.echo = echo or (lambda line: print(line, flush=True))
         self.started = clock()
+        self.resumed_from: dict[float, set[str]] = {}  # promotions already announced
 
     def fraction_used(self, elapsed: float) -> float | None:
         fractions = []
@@ -81,6 +82,22 @@ class TrialLines(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._line(trial, error=True)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict[str, Any], **info: Any) -> None:
+        """Promotion-based ASHA paused the trial at a rung (it waits for promotion)."""
+        rung = getattr(self.scheduler, "paused", {}).get(trial.trial_id)
+        if rung is not None and float(result.get("epoch", 0) or 0) >= rung:
+            line = trial_line(trial.trial_id, result, f"paused at rung {rung:g}", self.metric)
+            self.echo(f"{line}; resumes from its checkpoint once it ranks in the rung's top "
+                      f"1/{getattr(self.scheduler, 'rf', 2):g}")
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        resumes = getattr(self.scheduler, "resumes", {})
+        if trial.trial_id in resumes and trial.trial_id not in self.resumed_from.get(resumes[trial.trial_id], ()):
+            rung = resumes[trial.trial_id]
+            self.resumed_from.setdefault(rung, set()).add(trial.trial_id)
+            self.echo(f"trial {trial.trial_id}: promoted from the rung of {rung:g} epoch(s), "
+                      "resuming from its checkpoint")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         """A lost trial Tune starts again (trial.max_failures): it resumes from its latest checkpoint."""

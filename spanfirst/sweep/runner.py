@@ -28,7 +28,8 @@ from spanfirst.config import apply_overrides
 from spanfirst.environ import restore
 from spanfirst.sweep.progress import TrialLines
 from spanfirst.sweep.runs import SweepRuns
-from spanfirst.sweep.schedulers import build_scheduler, epoch_budget, epochs_per_trial
+from spanfirst.sweep.schedulers import (PausedAwareLimiter, PromotionASHA, build_scheduler, epoch_budget,
+                                        epochs_per_trial)
 from spanfirst.sweep.space import SchedulerSpec, SearchSpec, SweepSpace, load_space
 from spanfirst.sweep.storage import Storage, StorageError
 from spanfirst.sweep.summary import (SCHEDULER_STOPS, STOP_STATUS, STOPPED_BY_BUDGET, STOPPED_BY_EPOCH_BUDGET,
@@ -153,23 +154,37 @@ def startup_trials(search: SearchSpec, scheduler: SchedulerSpec) -> int:
     return min(10, max(2, trials // 4))
 
 
-def searcher(space: SweepSpace, max_concurrent: int) -> Any:
+def searcher(space: SweepSpace, max_concurrent: int, scheduler: Any = None) -> Any:
     """The search algorithm, seeded. Tune ignores ``max_concurrent_trials`` for the random
-    generator (it only wraps ``Searcher``s), so that one carries its own bound."""
+    generator (it only wraps ``Searcher``s), so that one carries its own bound. Under a scheduler
+    that pauses trials (:class:`PromotionASHA`) the searcher comes bounded by a
+    :class:`PausedAwareLimiter` (pass no ``max_concurrent_trials`` to Tune then), and random search
+    is Optuna's seeded random sampler (Tune's generator would count paused trials as running)."""
     s = space.spec.search
     grid = [k for k, (kind, _) in space.dists.items() if kind == "grid"]
-    if s.algorithm == "random":
+    pausing = isinstance(scheduler, PromotionASHA)
+    if s.algorithm == "random" and not pausing:
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
         return BasicVariantGenerator(random_state=s.seed, max_concurrent=max_concurrent)
     if grid:
-        raise SweepError(f"{space.path}: 'grid' ({', '.join(grid)}) needs search.algorithm: random")
+        raise SweepError(f"{space.path}: 'grid' ({', '.join(grid)}) needs search.algorithm: random"
+                         + (" and scheduler.promotion: false" if pausing else ""))
+    if pausing:
+        return PausedAwareLimiter(_searcher(space, max_concurrent), max_concurrent, lambda: scheduler.paused)
+    return _searcher(space, max_concurrent)
+
+
+def _searcher(space: SweepSpace, max_concurrent: int) -> Any:
+    s = space.spec.search
     try:
-        if s.algorithm == "optuna":
+        if s.algorithm in ("optuna", "random"):
             import optuna
             from ray.tune.search.optuna import OptunaSearch
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
+            if s.algorithm == "random":
+                return OptunaSearch(sampler=optuna.samplers.RandomSampler(seed=s.seed))
             startup = s.startup_trials or startup_trials(s, space.spec.scheduler)
             with warnings.catch_warnings():  # multivariate and constant_liar are flagged experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -222,7 +237,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
     check_storage_reach(storage, opts.shared_storage)
     conc = concurrency(space, ray.cluster_resources())
     retries = max_failures(space, sum(1 for n in ray.nodes() if n.get("Alive")))
-    search_alg = None if opts.resume else searcher(space, conc)  # fails before any MLflow run exists
+    scheduler = None if opts.resume else build_scheduler(space)
+    search_alg = None if opts.resume else searcher(space, conc, scheduler)  # fails before any MLflow run exists
     if opts.resume:
         exp_dir = find_resume_dir(storage, space, opts.resume)
         name = exp_dir.root.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
@@ -234,24 +250,28 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
         exp_dir.write_bytes(json.dumps({**runs.state(), "space_file": str(space.path.resolve()),
                                         "seed": s.search.seed}, indent=1).encode("utf-8"), STATE_FILE)
     features = start_cache(f"spanfirst-features-{name}-{os.getpid()}")
-    base = apply_overrides(space.base, {"train.max_failures": retries}, "trial.max_failures")
+    # a trial paused at a rung resumes from its checkpoint: every epoch writes the training state
+    base = apply_overrides(space.base, {"train.max_failures": retries,
+                                        "train.save_training_state": s.scheduler.promotion
+                                        or space.base.train.save_training_state}, "the sweep's scheduler")
     ctx = {"base": base.to_dict(), "prepared": prepared, "runs": runs, "storage": exp_dir.root,
            "seed": s.search.seed, "sweep_name": name, "gpus_per_worker": s.trial.gpus_per_worker or None,
            "features": features}
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), trial_resources(space))
-    scheduler = stopper = None
+    stopper = None
     if opts.resume:  # finished trials stay; unfinished and errored ones start again, from their latest
         # checkpoint where they wrote one (train.max_failures > 0), from scratch otherwise
         tuner = tune.Tuner.restore(exp_dir.root, trainable=trainable, resume_unfinished=True,
                                    resume_errored=False, restart_errored=True)
     else:
-        scheduler, stopper = build_scheduler(space), epoch_budget(space)
+        stopper = epoch_budget(space)
         tuner = tune.Tuner(
             trainable, param_space=space.tune_space(),
             # reuse_actors: a trial's process (imports, torch threads) serves the next trial
             tune_config=tune.TuneConfig(metric=s.metric, mode="max", search_alg=search_alg, reuse_actors=True,
                                         scheduler=scheduler, num_samples=s.search.num_samples,
-                                        max_concurrent_trials=None if s.search.algorithm == "random" else conc,
+                                        max_concurrent_trials=None if s.search.algorithm == "random"
+                                        or isinstance(search_alg, PausedAwareLimiter) else conc,
                                         time_budget_s=opts.time_budget_s),
             run_config=tune.RunConfig(name=name, storage_path=storage.root, verbose=opts.verbose,
                                       failure_config=tune.FailureConfig(max_failures=retries), stop=stopper,

@@ -40,11 +40,16 @@ class SchedulerSpec(Strict):
     grace_period: int = Field(1, ge=1)
     reduction_factor: float = Field(2.0, gt=1.0)
     max_epochs: int = Field(4, ge=1)  # also every trial's train.epochs
+    # asha only. true: promotion-based ASHA (a trial pauses at each rung until it ranks in the top
+    # 1/reduction_factor there, then resumes from its checkpoint); false: Ray's stopping ASHA
+    promotion: bool = False
 
     @model_validator(mode="after")
     def _order(self) -> "SchedulerSpec":
         if self.grace_period > self.max_epochs:
             raise ValueError(f"grace_period ({self.grace_period}) exceeds max_epochs ({self.max_epochs})")
+        if self.promotion and self.type != "asha":
+            raise ValueError(f"promotion: true needs type: asha (got type: {self.type})")
         return self
 
 

@@ -156,8 +156,9 @@ def train_in_trial(cfg: Any, ctx: dict[str, Any], log: TrialLog, folder: Storage
     (``trials/<trial id>/checkpoint_epoch_NNN`` in the sweep's storage), each marked whole once
     uploaded, so a restart never resumes from a partial one; the best and the latest are kept.
 
-    A trial started again (its process or node was lost, ``trial.max_failures``; or ``--resume``)
-    continues from the latest checkpoint's training state. Each epoch is logged to MLflow before
+    A trial started again (its process or node was lost, ``trial.max_failures``; promoted from a
+    rung it paused at, ``scheduler.promotion``; or ``--resume``) continues from the latest
+    checkpoint's training state. Each epoch is logged to MLflow before
     its checkpoint is stored and reported: a trial lost in between trains that epoch again but
     logs it once (:class:`TrialLog` skips logged epochs)."""
     import ray
@@ -190,7 +191,7 @@ def train_in_trial(cfg: Any, ctx: dict[str, Any], log: TrialLog, folder: Storage
             kept[:] = [c for c in kept if c[1] in keep]
         tune.report(m)
 
-    if cfg.train.max_failures > 0 and kept:
+    if cfg.train.resumable and kept:
         with checkpoint_dir(folder, kept[-1][1]) as local:
             if ckpt.has_training_state(local):
                 run_epochs(task, cfg, 0, 1, device, report, resume=local)
@@ -217,7 +218,7 @@ def run_trial(config: dict[str, Any], ctx: dict[str, Any]) -> None:
              "tags": {**SweepRuns.trial_tags(ctx["sweep_name"], cfg.task), "spanfirst.sampled": ",".join(sorted(config))},
              "data": ctx["prepared"].get("data", {})}
     folder = Storage(ctx["storage"])  # the sweep's folder (local or a URI); trials write under trials/
-    if cfg.train.max_failures == 0:
+    if not cfg.train.resumable:
         folder.remove_dir("trials", trial_id)  # nothing to resume from: a restarted trial starts clean
     params = tracking.flatten(cfg.to_dict())
     log = TrialLog(runs, trial, params, started)

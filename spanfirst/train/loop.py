@@ -115,7 +115,8 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
     """Train for ``cfg.train.epochs`` (or until early stopping), calling ``report(metrics, ckpt_dir)``.
 
     ``ckpt_dir`` holds the model when the dev score improved (``saved_model`` = 1 in the metrics)
-    and, when the run may be restarted (``train.max_failures`` > 0), the training state every
+    and, when the run may be restarted (``train.max_failures`` > 0 or ``train.save_training_state``),
+    the training state every
     epoch. ``resume``: a folder with such a training state; training continues after its epoch."""
     t = cfg.train
     seed_everything(t.seed)
@@ -131,7 +132,7 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
                               num_training_steps=total)
     scaler = torch.amp.GradScaler("cuda") if t.precision == "fp16" and device.type == "cuda" else None
     best, stale, stage_frozen, wrapped = -math.inf, 0, None, model
-    resumable, first_epoch = t.max_failures > 0, 1
+    resumable, first_epoch = t.resumable, 1
     if resume is not None:
         state = ckpt.read_training_state(resume)
         model.load_state_dict(state["model"])
@@ -267,7 +268,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         ray.train.report({**metrics, "node_id": node_id}, checkpoint=checkpoint)
 
     # After a lost worker (or a restarted trial) Ray Train hands every rank the latest checkpoint.
-    latest = ray.train.get_checkpoint() if cfg.train.max_failures > 0 else None
+    latest = ray.train.get_checkpoint() if cfg.train.resumable else None
     if latest is not None:
         with latest.as_directory() as folder:
             if ckpt.has_training_state(folder):
