@@ -97,15 +97,17 @@ def _space_and_data(data_dir: Path, setup: Setup) -> tuple[str, dict[str, Any], 
 
 
 def shipped_default(space: Path = RE_SPACE) -> str:
-    """The key of the strategy search_spaces/re.yaml ships (its scheduler and search algorithm)."""
+    """The key of the strategy ``space`` ships (its scheduler and search algorithm)."""
     spec = yaml.safe_load(space.read_text(encoding="utf-8"))
     sch, search = SchedulerSpec(**spec.get("scheduler", {})), SearchSpec(**spec.get("search", {}))
     return next(s.key for s in STRATEGIES
                 if (s.scheduler, s.algorithm, s.promotion) == (sch.type, search.algorithm, sch.promotion))
 
 
-def shown(strategy: Strategy) -> str:
-    return strategy.label + (" (the shipped default)" if strategy.key == shipped_default() else "")
+def shown(strategy: Strategy, task: str = "re") -> str:
+    """The strategy's label, marked where it is what the task's search space ships."""
+    default = shipped_default(NER_SPACE if task == "ner" else RE_SPACE)
+    return strategy.label + (" (the shipped default)" if strategy.key == default else "")
 
 
 def write_space(data_dir: Path, work: Path, strategy: Strategy, setup: Setup, seed: int) -> Path:
@@ -161,7 +163,7 @@ def measure(data_dir: Path, work: Path, strategy: Strategy, setup: Setup, seed: 
     res = timed_sweep(work / f"{strategy.key}-seed{seed}", space=space)
     rows = res["rows"]
     return {
-        **res, "strategy": strategy, "seed": seed,
+        **res, "strategy": strategy, "seed": seed, "task": setup.task,
         "points": curve(epoch_events(res["exp_dir"], "dev_score"), res["started"]),
         "started_trials": sum(int(r["epochs"]) > 0 for r in rows),
         "scheduler_stops": sum(r["status"] in SCHEDULER_STOPS for r in rows),
@@ -184,7 +186,7 @@ def plot(results: list[dict[str, Any]], target: float, path: Path, title: str) -
     for r in results:
         key = r["strategy"].key
         secs, epochs, best = zip(*r["points"]) if r["points"] else ((), (), ())
-        label = None if key in labelled else shown(r["strategy"])
+        label = None if key in labelled else shown(r["strategy"], r["task"])
         labelled.add(key)
         for ax, xs in ((by_time, secs), (by_epochs, epochs)):
             ax.step(xs, best, where="post", linestyle=styles[key], color=colours[key], linewidth=1.3, alpha=0.85,
@@ -254,7 +256,7 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
         runs = of(strategy.key)
         reached = [r for r in runs if r["hit"]]
         rows.append([
-            shown(strategy) + (" (baseline)" if strategy.key == BASELINE else ""),
+            shown(strategy, setup.task) + (" (baseline)" if strategy.key == BASELINE else ""),
             mean_sd([r["best"] for r in runs]),
             mean_sd([r["wall"] for r in runs]),
             f"{_mean([r['wall'] for r in runs]) / base_wall:.2f}x",
@@ -267,7 +269,7 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
             mean_sd([r["startup_median"] for r in runs]),
             mean_sd([r["epoch_median"] for r in runs]),
         ])
-    per_run = [[shown(r["strategy"]), r["seed"], r["best"], r["wall"],
+    per_run = [[shown(r["strategy"], r["task"]), r["seed"], r["best"], r["wall"],
                 "not reached" if r["hit"] is None else r["hit"][1],
                 "not reached" if r["hit"] is None else f"{r['hit'][0]:.0f}", r["started_trials"],
                 r["startup_median"], r["load_before"]] for r in results]
