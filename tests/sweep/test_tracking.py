@@ -369,3 +369,20 @@ def test_a_sweep_whose_driver_is_gone_is_closed_by_the_next_one(tmp_path):
     assert c.get_run(lost[1]).data.tags["spanfirst.status"] == "interrupted"
     for run_id in (*alive, *elsewhere):
         assert c.get_run(run_id).info.status == "RUNNING"
+
+
+def test_the_store_is_opened_in_the_background_without_writing_anything(tmp_path):
+    """The sweep opens a new SQLite store while Ray starts: its tables exist afterwards, no
+    experiment was created, and a URI MLflow cannot open is left for the first real call to say."""
+    import sqlite3
+
+    db = tmp_path / "mlflow.db"
+    tracking.open_store_in_background(f"sqlite:///{db}", "sweep-experiment").join()
+    with sqlite3.connect(db) as con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        names = {r[0] for r in con.execute("SELECT name FROM experiments")}
+    assert {"experiments", "runs", "registered_models"} <= tables
+    assert "sweep-experiment" not in names
+    tracking.open_store_in_background("nosuchscheme://x", "e").join()  # no exception escapes the thread
+    with pytest.raises(Exception, match="nosuchscheme"):
+        tracking.ensure_experiment("nosuchscheme://x", "e")
