@@ -372,17 +372,21 @@ def test_a_sweep_whose_driver_is_gone_is_closed_by_the_next_one(tmp_path):
 
 
 def test_the_store_is_opened_in_the_background_without_writing_anything(tmp_path):
-    """The sweep opens a new SQLite store while Ray starts: its tables exist afterwards, no
-    experiment was created, and a URI MLflow cannot open is left for the first real call to say."""
+    """The sweep gets MLflow ready while Ray starts: an existing store is opened and left as it was,
+    a SQLite file not there yet is not created, and a URI MLflow cannot open is left for the first
+    real call to say."""
     import sqlite3
 
     db = tmp_path / "mlflow.db"
-    tracking.open_store_in_background(f"sqlite:///{db}", "sweep-experiment").join()
+    uri = f"sqlite:///{db}"
+    tracking.open_store_in_background(uri, "sweep-experiment").join()
+    assert not db.exists()  # a sweep refused before it starts leaves no store behind
+    tracking.client(uri).search_experiments()  # the store now exists
+    before = db.read_bytes()
+    tracking.open_store_in_background(uri, "sweep-experiment").join()
     with sqlite3.connect(db) as con:
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         names = {r[0] for r in con.execute("SELECT name FROM experiments")}
-    assert {"experiments", "runs", "registered_models"} <= tables
-    assert "sweep-experiment" not in names
+    assert "sweep-experiment" not in names and db.read_bytes() == before
     tracking.open_store_in_background("nosuchscheme://x", "e").join()  # no exception escapes the thread
     with pytest.raises(Exception, match="nosuchscheme"):
         tracking.ensure_experiment("nosuchscheme://x", "e")
