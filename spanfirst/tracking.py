@@ -46,8 +46,9 @@ def resolve_tracking_uri(cli: str | None = None, space_file: str | None = None) 
     Local stores are made absolute: Ray runs trials in other working directories.
     """
     uri = cli or space_file or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_DB}"
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        uri = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    db = sqlite_file(uri)
+    if db is not None and not db.is_absolute():
+        uri = f"sqlite:///{db.resolve()}"
     elif "://" not in uri:  # a plain folder: MLflow's file store
         uri = Path(uri).resolve().as_uri()
     return uri
@@ -75,11 +76,15 @@ def use_uri(uri: str) -> Iterator[None]:
         restore(saved_env)
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` store; None for any other store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def artifact_root(uri: str) -> str | None:
     """Where new experiments keep artifacts: ``mlartifacts`` beside a SQLite file; a server decides itself."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_DIR).resolve().as_uri()
-    return None
+    db = sqlite_file(uri)
+    return None if db is None else (db.parent / ARTIFACTS_DIR).resolve().as_uri()
 
 
 def client(uri: str):
@@ -100,7 +105,8 @@ def open_store_in_background(uri: str, experiment: str) -> threading.Thread:
             from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as _Registry  # noqa: F401
             from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as _Tracking  # noqa: F401
 
-            if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+            db = sqlite_file(uri)
+            if db is not None and not db.exists():
                 return
             c = client(uri)
             c.get_experiment_by_name(experiment)

@@ -231,18 +231,16 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
     uri = tracking.resolve_tracking_uri(opts.tracking_uri, s.mlflow.tracking_uri)
     started = time.perf_counter()
     prepared = get_task(space.base.task).prepare(space.base)  # once, in the driver, before Ray starts
-    store = tracking.open_store_in_background(uri, space.experiment)  # overlaps Ray's start
-    try:
-        init_ray(opts.address)
-        import ray
+    store = tracking.open_store_in_background(uri, space.experiment)  # overlaps Ray's start; writes nothing
+    init_ray(opts.address)
+    import ray
 
-        check_storage_reach(storage, opts.shared_storage)
-        conc = concurrency(space, ray.cluster_resources())
-        retries = max_failures(space, sum(1 for n in ray.nodes() if n.get("Alive")))
-        scheduler = None if opts.resume else build_scheduler(space)
-        search_alg = None if opts.resume else searcher(space, conc, scheduler)  # fails before any MLflow run exists
-    finally:
-        store.join()  # also on an error: a new SQLite store left half-created would not open again
+    check_storage_reach(storage, opts.shared_storage)
+    conc = concurrency(space, ray.cluster_resources())
+    retries = max_failures(space, sum(1 for n in ray.nodes() if n.get("Alive")))
+    scheduler = None if opts.resume else build_scheduler(space)
+    search_alg = None if opts.resume else searcher(space, conc, scheduler)  # fails before any MLflow run exists
+    store.join()
     if opts.resume:
         exp_dir = find_resume_dir(storage, space, opts.resume)
         name = exp_dir.root.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
