@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ray.tune import Callback
+
 from spanfirst import tracking
 from spanfirst.config import apply_overrides
 from spanfirst.environ import restore
@@ -45,6 +47,21 @@ STATE_FILE = "sweep.json"  # in the Tune experiment folder: what --resume needs 
 # Tune saves its experiment state (what --resume restores) at most every 10 s by default; a
 # driver killed in between would rerun trials that had already finished.
 TUNE_STATE_ENV, TUNE_STATE_PERIOD_S = "TUNE_GLOBAL_CHECKPOINT_S", "2"
+
+
+class TrialIds(Callback):
+    """Each trial's id by its results folder (``Result.path``), read off Tune's trials at the end.
+
+    ``Result.metrics['trial_id']`` of a trial that never reported is Tune's default result, which
+    Ray (2.60) asks a reused actor for before resetting it to its new trial: a trial cut by the
+    budget in that moment carries the previous trial's id, and its summary would overwrite that
+    trial's MLflow status. The summary reads ids from here first."""
+
+    def __init__(self) -> None:
+        self.by_path: dict[str, str] = {}
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.by_path = {t.path: t.trial_id for t in trials if t.storage.trial_dir_name}
 
 
 class SweepError(RuntimeError):
@@ -260,7 +277,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
            "seed": s.search.seed, "sweep_name": name, "gpus_per_worker": s.trial.gpus_per_worker or None,
            "features": features}
     trainable = tune.with_resources(tune.with_parameters(run_trial, ctx=ctx), trial_resources(space))
-    stopper = None
+    stopper, trial_ids = None, TrialIds()
     if opts.resume:  # finished trials stay; unfinished and errored ones start again, from their latest
         # checkpoint where they wrote one (train.max_failures > 0), from scratch otherwise
         tuner = tune.Tuner.restore(exp_dir.root, trainable=trainable, resume_unfinished=True,
@@ -278,7 +295,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
             run_config=tune.RunConfig(name=name, storage_path=storage.root, verbose=opts.verbose,
                                       failure_config=tune.FailureConfig(max_failures=retries), stop=stopper,
                                       callbacks=[TrialLines(scheduler, stopper, opts.time_budget_s,
-                                                            s.scheduler.max_epochs, s.metric)]),
+                                                            s.scheduler.max_epochs, s.metric), trial_ids]),
         )
     fit_started, fit_started_at = time.perf_counter(), time.time()
     saved_env = {TUNE_STATE_ENV: os.environ.get(TUNE_STATE_ENV)}
@@ -290,7 +307,7 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
             restore(saved_env)
         budget_hit = bool(opts.time_budget_s) and time.perf_counter() - fit_started >= opts.time_budget_s
         trials = summarize(grid, space, budget_hit, getattr(scheduler, "stopped", set()),
-                           epochs_spent=bool(stopper and stopper.fired))
+                           epochs_spent=bool(stopper and stopper.fired), ids=trial_ids.by_path)
         set_startups(trials, fit_started_at)
         run_ids = runs.close_trials(trials, name, space.base.task)
         runs.log_summary(trials, run_ids, exp_dir, s.metric)
@@ -307,16 +324,17 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
 
 
 def summarize(grid: Any, space: SweepSpace, budget_hit: bool, asha_stopped: set[str],
-              epochs_spent: bool = False) -> list[TrialSummary]:
-    """Each trial's history, status and sampled params from the Tuner's results."""
+              epochs_spent: bool = False, ids: dict[str, str] | None = None) -> list[TrialSummary]:
+    """Each trial's history, status and sampled params from the Tuner's results; ``ids`` maps
+    results folders to trial ids (:class:`TrialIds`; a resumed sweep has none)."""
     s = space.spec
     trials = []
     for result in grid:
         # Tune fills in ``trial_id`` (and ``config``, once the trial's actor started) in every
-        # result, also of a trial that never reported; one that never started has no config
-        # (it has no MLflow run either: only its row in the trials table lacks the params).
+        # result, also of a trial that never reported (but see TrialIds); one that never started
+        # has no config (it has no MLflow run either: only its row in the trials table lacks the params).
         metrics = result.metrics or {}
-        trial_id = metrics["trial_id"]
+        trial_id = (ids or {}).get(result.path) or metrics["trial_id"]
         history = history_rows(result.metrics_dataframe)
         status = classify(history, result.error is not None, s.scheduler.max_epochs,
                           space.base.train.early_stopping_patience,

@@ -14,7 +14,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler
 from ray.tune.search import Searcher
 
 from spanfirst.config import ConfigError
-from spanfirst.sweep.runner import searcher
+from spanfirst.sweep.runner import TrialIds, searcher, summarize
 from spanfirst.sweep.schedulers import (PausedAwareLimiter, PromotionASHA, TrialEpochBudget, build_scheduler,
                                         epoch_budget, hyperband_brackets)
 from spanfirst.sweep.space import load_space
@@ -113,15 +113,16 @@ def ray_local():
     ray.shutdown()
 
 
-def tune_run(tmp_path: Path, scheduler, stopper, num_samples: int, max_epochs: int):  # noqa: ANN001
+def tune_run(tmp_path: Path, space, stopper, num_samples: int, max_epochs: int):  # noqa: ANN001
     from ray import tune
 
+    started = TrialIds()
     tuner = tune.Tuner(
         tune.with_resources(fake_training, {"cpu": 1}),
         param_space={"quality": tune.uniform(0.2, 1.0), "max_epochs": max_epochs},
-        tune_config=tune.TuneConfig(metric="dev_score", mode="max", scheduler=scheduler, num_samples=num_samples,
-                                    max_concurrent_trials=2),
-        run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), stop=stopper, verbose=0),
+        tune_config=tune.TuneConfig(metric="dev_score", mode="max", scheduler=build_scheduler(space),
+                                    num_samples=num_samples, max_concurrent_trials=2),
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), stop=stopper, verbose=0, callbacks=[started]),
     )
     grid = tuner.fit()
     frames = [r.metrics_dataframe for r in grid]
@@ -129,9 +130,9 @@ def tune_run(tmp_path: Path, scheduler, stopper, num_samples: int, max_epochs: i
     for f, n in zip(frames, epochs):  # each trial's epochs are recorded 1..k, none twice or skipped
         if n:
             assert list(f["training_iteration"]) == list(range(1, n + 1))
-    # what the runner's summary reads through the public Result API: every trial's id, also of a
-    # trial stopped before its first report, and the sampled config of every trial that reported
-    ids = [r.metrics["trial_id"] for r in grid]
+    # what the runner's summary reads: every trial's id, also of a trial stopped before its first
+    # report, and the sampled config of every trial that reported
+    ids = [t.trial_id for t in summarize(grid, space, False, set(), ids=started.by_path)]
     assert len(set(ids)) == len(grid) and all(ids)
     assert all("quality" in r.config for r, n in zip(grid, epochs) if n)
     return grid, epochs
@@ -145,7 +146,7 @@ def test_budget_ends_the_sweep_at_exactly_the_budget(tmp_path, ray_local, kind):
     space = load_space(space_file(tmp_path, f"{{type: {kind}, max_epochs: 4, grace_period: 1}}",
                                   "{max_trial_epochs: 10, num_samples: 20}"))
     stopper = epoch_budget(space)
-    grid, epochs = tune_run(tmp_path, build_scheduler(space), stopper, num_samples=20, max_epochs=4)
+    grid, epochs = tune_run(tmp_path, space, stopper, num_samples=20, max_epochs=4)
     assert sum(epochs) == 10, epochs
     assert stopper.fired and stopper.used == 10
     assert len(grid) <= 20 and sum(e > 0 for e in epochs) < 20  # the sweep ended before its samples ran out
@@ -155,8 +156,27 @@ def test_budget_ends_the_sweep_at_exactly_the_budget(tmp_path, ray_local, kind):
 
 def test_budget_larger_than_the_sweep_changes_nothing(tmp_path, ray_local):
     stopper = TrialEpochBudget(100)
-    _, epochs = tune_run(tmp_path, FIFOScheduler(), stopper, num_samples=3, max_epochs=3)
+    space = load_space(space_file(tmp_path, "{type: none, max_epochs: 3}"))
+    _, epochs = tune_run(tmp_path, space, stopper, num_samples=3, max_epochs=3)
     assert epochs == [3, 3, 3] and stopper.used == 9 and not stopper.fired
+
+
+def test_summary_takes_ids_from_the_started_trials_not_from_a_stale_default_result(tmp_path):
+    """Ray asks a reused actor for a new trial's default result before resetting it, so a trial
+    cut before its first report can carry the previous trial's id in ``Result.metrics``; the
+    summary takes the id its trial started with, and a trial that never started keeps its own."""
+    import pandas as pd
+    from ray.tune import Result
+
+    space = load_space(space_file(tmp_path, "{type: none, max_epochs: 2}", "{max_trial_epochs: 3}"))
+    reported = Result({"trial_id": "a", "epoch": 2, "dev_score": 0.5}, None, None, str(tmp_path / "a"),
+                      metrics_dataframe=pd.DataFrame({"epoch": [1, 2], "dev_score": [0.4, 0.5]}))
+    cut = Result({"trial_id": "a"}, None, None, str(tmp_path / "b"))  # the reused actor's previous trial
+    pending = Result({"trial_id": "c"}, None, None, str(tmp_path / "c"))
+    started = {str(tmp_path / "a"): "a", str(tmp_path / "b"): "b"}
+    trials = summarize([reported, cut, pending], space, False, set(), epochs_spent=True, ids=started)
+    assert [(t.trial_id, t.epochs) for t in trials] == [("a", 2), ("b", 0), ("c", 0)]
+    assert trials[0].status == "completed" and trials[1].status == STOPPED_BY_EPOCH_BUDGET
 
 
 # ---- promotion-based ASHA (scheduler.promotion: true) ----
@@ -322,16 +342,21 @@ def test_promotion_sweep_pauses_and_resumes_trials(tmp_path, ray_local):
     search = searcher(space, 2, sched)
     assert isinstance(search, PausedAwareLimiter)
     (tmp_path / "state").mkdir()
+    started = TrialIds()
     tuner = tune.Tuner(
         tune.with_resources(resumable_training, {"cpu": 1}),
         param_space={"quality": tune.uniform(0.2, 1.0), "max_epochs": 4, "state_dir": str(tmp_path / "state")},
         tune_config=tune.TuneConfig(metric="dev_score", mode="max", scheduler=sched, search_alg=search,
                                     num_samples=30, reuse_actors=True),
-        run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), stop=stopper, verbose=0),
+        run_config=tune.RunConfig(storage_path=str(tmp_path / "tune"), stop=stopper, verbose=0, callbacks=[started]),
     )
     grid = tuner.fit()
-    epochs = {r.metrics["trial_id"]: list(r.metrics_dataframe["epoch"]) if r.metrics_dataframe is not None
-              and len(r.metrics_dataframe) else [] for r in grid}  # a trial cut before its first report has none
+    # a trial cut before its first report has none (and on a reused actor Tune may give it the
+    # previous trial's id: the summary's ids, as the sweep reads them)
+    ids = [t.trial_id for t in summarize(grid, space, False, set(), ids=started.by_path)]
+    epochs = {i: list(r.metrics_dataframe["epoch"]) if r.metrics_dataframe is not None and len(r.metrics_dataframe)
+              else [] for i, r in zip(ids, grid)}
+    assert len(epochs) == len(grid)
     assert sum(len(e) for e in epochs.values()) == 14 and stopper.used == 14
     assert all(e == list(range(1, len(e) + 1)) for e in epochs.values()), epochs
     resumed = [t for t in sched.resumes if len(epochs[t]) > sched.resumes[t]]
