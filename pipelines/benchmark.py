@@ -8,13 +8,15 @@
 ``python pipelines/benchmark.py heads [--epochs 4]``  (NER heads side by side, 3 seeds; cost at base size)
 ``python pipelines/benchmark.py span-first [--epochs 4]``  (span-first step by step from the design's settings, 3 seeds)
 ``python pipelines/benchmark.py heads-wnut17``  (WNUT-17 with MiniLM, the `bench` extra: heads with swept lr, 3 seeds, dev and test)
-``python pipelines/benchmark.py sweep-efficiency [--seeds 0 1 2]``  (KLUE-RE: no stopping / ASHA / TPE + Hyperband / TPE + ASHA, same budget)
+``python pipelines/benchmark.py sweep-efficiency [--seeds 0 1 2] [--strategies tpe-promotion] [--reduction-factor 3]``
+    (KLUE-RE: no stopping / ASHA / TPE + Hyperband / TPE + stopping or promotion ASHA, same budget)
 ``python pipelines/benchmark.py sweep-efficiency-ner [--seeds 0]``  (the same on KLUE-NER with span-first's knobs)
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None, help="where runs go (default: a temporary folder)")
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
                     help="sweep-efficiency: search seeds (default: 0 1 2; sweep-efficiency-ner: 0)")
+    ap.add_argument("--strategies", nargs="+", default=None, metavar="KEY",
+                    help="sweep-efficiency: only these strategies beside the baseline (no-stop asha tpe-hyperband "
+                         "tpe-asha tpe-promotion; default: all)")
+    ap.add_argument("--reduction-factor", type=int, default=None,
+                    help="sweep-efficiency: the schedulers' reduction factor (default: 2)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="spanfirst-bench-") as tmp:
         work = args.workdir or Path(tmp)
@@ -57,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             task = "ner" if args.suite.endswith("-ner") else "re"
             seeds = tuple(args.seeds or ((0, 1, 2) if task == "re" else (0,)))
             png = args.doc.parent / f"{args.suite.replace('-', '_')}.png"
-            body = run_efficiency(args.data.resolve(), work, png, Setup(task=task, seeds=seeds))
+            setup = Setup(task=task, seeds=seeds)
+            setup = replace(setup, strategies=tuple(args.strategies or setup.strategies),
+                            reduction_factor=args.reduction_factor or setup.reduction_factor)
+            body = run_efficiency(args.data.resolve(), work, png, setup)
         elif args.suite == "heads":
             from spanfirst.bench.heads import run as run_heads
 

@@ -1,11 +1,11 @@
-"""Sweep efficiency: one search space, one trial-epoch budget, four strategies, three search seeds,
+"""Sweep efficiency: one search space, one trial-epoch budget, six strategies, three search seeds,
 each sweep run as a user runs it (``pipelines/sweep.py`` in its own process, its own Ray and a
 SQLite MLflow store in the work folder):
 
 (a) random search without early stopping (the baseline), (b) ASHA + random search, (c) Optuna
 TPE with (asynchronous) Hyperband pruning, (d) Optuna TPE + Ray's (stopping) ASHA, (e) Optuna TPE +
-promotion-based ASHA. The row of the shipped default (search_spaces/re.yaml's scheduler and
-search) says so.
+promotion-based ASHA, (f) the same with reduction factor 3 (a rung promotes its top third). The
+row of the shipped default (the task's space file's scheduler and search) says so.
 
 ``task="re"``: KLUE-RE with search_spaces/re.yaml's space; ``task="ner"``: KLUE-NER with the
 span-first knobs of search_spaces/ner_span_first.yaml (learning rates in the tiny encoder's range,
@@ -46,6 +46,7 @@ class Strategy:
     scheduler: str  # scheduler.type
     algorithm: str  # search.algorithm
     promotion: bool = False  # scheduler.promotion
+    reduction_factor: int | None = None  # scheduler.reduction_factor where not the setup's
 
 
 STRATEGIES = [
@@ -54,6 +55,8 @@ STRATEGIES = [
     Strategy("tpe-hyperband", "Optuna TPE + Hyperband pruning", "hyperband", "optuna"),
     Strategy("tpe-asha", "Optuna TPE + ASHA (Ray's, stopping)", "asha", "optuna"),
     Strategy("tpe-promotion", "Optuna TPE + promotion-based ASHA", "asha", "optuna", promotion=True),
+    Strategy("tpe-promotion-rf3", "Optuna TPE + promotion-based ASHA, reduction factor 3", "asha", "optuna",
+             promotion=True, reduction_factor=3),
 ]
 BASELINE = "no-stop"
 NER_SPACE = REPO / "search_spaces" / "ner_span_first.yaml"
@@ -75,6 +78,13 @@ class Setup:
     num_samples: int = 64  # more than the budget lets any strategy start: the budget ends every sweep
     max_concurrent: int = 2
     seeds: tuple[int, ...] = (0, 1, 2)
+    strategies: tuple[str, ...] = tuple(s.key for s in STRATEGIES)  # keys; the baseline always runs
+
+    def chosen(self) -> list[Strategy]:
+        unknown = set(self.strategies) - {s.key for s in STRATEGIES}
+        if unknown:
+            raise ValueError(f"unknown strategies {sorted(unknown)}; known: {[s.key for s in STRATEGIES]}")
+        return [s for s in STRATEGIES if s.key == BASELINE or s.key in self.strategies]
 
 
 def _space_and_data(data_dir: Path, setup: Setup) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -100,8 +110,10 @@ def shipped_default(space: Path = RE_SPACE) -> str:
     """The key of the strategy ``space`` ships (its scheduler and search algorithm)."""
     spec = yaml.safe_load(space.read_text(encoding="utf-8"))
     sch, search = SchedulerSpec(**spec.get("scheduler", {})), SearchSpec(**spec.get("search", {}))
-    return next(s.key for s in STRATEGIES
-                if (s.scheduler, s.algorithm, s.promotion) == (sch.type, search.algorithm, sch.promotion))
+    matches = [s for s in STRATEGIES if (s.scheduler, s.algorithm, s.promotion) == (sch.type, search.algorithm,
+                                                                                    sch.promotion)
+               and s.reduction_factor in (None, sch.reduction_factor)]
+    return max(matches, key=lambda s: s.reduction_factor is not None).key  # a variant of the space's factor first
 
 
 def shown(strategy: Strategy, task: str = "re") -> str:
@@ -117,7 +129,8 @@ def write_space(data_dir: Path, work: Path, strategy: Strategy, setup: Setup, se
         "base": base,
         "metric": "dev_score",
         "scheduler": {"type": strategy.scheduler, "grace_period": setup.grace_period,
-                      "reduction_factor": setup.reduction_factor, "max_epochs": setup.max_epochs,
+                      "reduction_factor": strategy.reduction_factor or setup.reduction_factor,
+                      "max_epochs": setup.max_epochs,
                       "promotion": strategy.promotion},
         "search": {"algorithm": strategy.algorithm, "num_samples": setup.num_samples,
                    "max_concurrent": setup.max_concurrent, "seed": seed, "max_trial_epochs": setup.budget},
@@ -180,8 +193,9 @@ def plot(results: list[dict[str, Any]], target: float, path: Path, title: str) -
     import matplotlib.pyplot as plt
 
     fig, (by_time, by_epochs) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    styles = dict(zip([s.key for s in STRATEGIES], ("-", "--", "-.", ":", "-")))
-    colours = dict(zip([s.key for s in STRATEGIES], ("tab:grey", "tab:blue", "tab:orange", "tab:green", "tab:red")))
+    styles = dict(zip([s.key for s in STRATEGIES], ("-", "--", "-.", ":", "-", "--")))
+    colours = dict(zip([s.key for s in STRATEGIES], ("tab:grey", "tab:blue", "tab:orange", "tab:green", "tab:red",
+                                                      "tab:purple")))
     labelled: set[str] = set()
     for r in results:
         key = r["strategy"].key
@@ -226,7 +240,8 @@ def _mean(values: list[float]) -> float | None:
 
 def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
     """Run every strategy with every seed; write the plot to ``png``; return the markdown section."""
-    results = [measure(data_dir, work, strategy, setup, seed) for seed in setup.seeds for strategy in STRATEGIES]
+    strategies = setup.chosen()
+    results = [measure(data_dir, work, strategy, setup, seed) for seed in setup.seeds for strategy in strategies]
     best_any = max(r["points"][-1][2] for r in results if r["points"])
     target = TARGET_SHARE * best_any
     task_name = {"re": "KLUE-RE", "ner": "KLUE-NER"}[setup.task]
@@ -252,7 +267,7 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
     base_hit_s = _mean([to_target_s(r) for r in base])
     base_hit_epochs = _mean([to_target_epochs(r) for r in base])
     rows = []
-    for strategy in STRATEGIES:
+    for strategy in strategies:
         runs = of(strategy.key)
         reached = [r for r in runs if r["hit"]]
         rows.append([
@@ -301,9 +316,9 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
         "",
         f"- ASHA: grace period {setup.grace_period}, reduction factor {setup.reduction_factor}, rungs up to "
         f"{setup.max_epochs} epochs (`scheduler.type: asha`): Ray's stopping variant (a trial goes on unless it is "
-        "below the rung's median so far; the first to reach a rung always goes on) or promotion-based "
-        "(`scheduler.promotion: true`: a trial pauses at each rung until it ranks in the rung's top half, then "
-        "resumes from its checkpoint; its slot starts a new trial meanwhile).",
+        f"below the rung's top 1/{setup.reduction_factor} so far; the first to reach a rung always goes on) or "
+        "promotion-based (`scheduler.promotion: true`: a trial pauses at each rung until it ranks in the rung's "
+        f"top 1/{setup.reduction_factor}, then resumes from its checkpoint; its slot starts a new trial meanwhile).",
         "- No early stopping: `scheduler.type: none` (FIFO), every trial runs all epochs.",
         "- Optuna TPE (`search.algorithm: optuna`, seeded, random start-up trials: `search.startup_trials`, by "
         "default a quarter of the trials the budget is expected to start under the scheduler, here "
