@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import sys
 import tempfile
 from pathlib import Path
@@ -37,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
                     help="sweep-efficiency: search seeds (default: 0 1 2; sweep-efficiency-ner: 0)")
     ap.add_argument("--strategies", nargs="+", default=None, metavar="KEY",
-                    help="sweep-efficiency: only these strategies beside the baseline (no-stop asha tpe-hyperband "
-                         "tpe-asha tpe-promotion; default: all)")
+                    help="sweep-efficiency: only these strategies beside the baseline (keys of "
+                         "spanfirst/bench/sweep_efficiency.py's STRATEGIES; default: all)")
     ap.add_argument("--reduction-factor", type=int, default=None,
                     help="sweep-efficiency: the schedulers' reduction factor (default: 2)")
     args = ap.parse_args(argv)
@@ -64,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             task = "ner" if args.suite.endswith("-ner") else "re"
             seeds = tuple(args.seeds or ((0, 1, 2) if task == "re" else (0,)))
             png = args.doc.parent / f"{args.suite.replace('-', '_')}.png"
-            setup = Setup(task=task, seeds=seeds)
-            setup = replace(setup, strategies=tuple(args.strategies or setup.strategies),
-                            reduction_factor=args.reduction_factor or setup.reduction_factor)
+            setup = Setup(task=task, seeds=seeds, strategies=tuple(args.strategies or Setup.strategies),
+                          reduction_factor=args.reduction_factor or Setup.reduction_factor)
             body = run_efficiency(args.data.resolve(), work, png, setup)
         elif args.suite == "heads":
             from spanfirst.bench.heads import run as run_heads
