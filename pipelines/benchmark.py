@@ -8,7 +8,7 @@
 ``python pipelines/benchmark.py heads [--epochs 4]``  (NER heads side by side, 3 seeds; cost at base size)
 ``python pipelines/benchmark.py span-first [--epochs 4]``  (span-first step by step from the design's settings, 3 seeds)
 ``python pipelines/benchmark.py heads-wnut17``  (WNUT-17 with MiniLM, the `bench` extra: heads with swept lr, 3 seeds, dev and test)
-``python pipelines/benchmark.py sweep-efficiency [--seeds 0 1 2] [--strategies tpe-promotion] [--reduction-factor 3] [--budget 60]``
+``python pipelines/benchmark.py sweep-efficiency [--seeds 0 1 2] [--strategies tpe-promotion] [--reduction-factor 3] [--grace-period 2] [--budget 60]``
     (KLUE-RE: no stopping / ASHA / TPE + Hyperband / TPE + stopping or promotion ASHA, same budget)
 ``python pipelines/benchmark.py sweep-efficiency-ner [--seeds 0]``  (the same on KLUE-NER with span-first's knobs)
 """
@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
                          "spanfirst/bench/sweep_efficiency.py's STRATEGIES; default: all)")
     ap.add_argument("--reduction-factor", type=int, default=None,
                     help="sweep-efficiency: the schedulers' reduction factor (default: 2)")
+    ap.add_argument("--grace-period", type=int, default=None,
+                    help="sweep-efficiency: epochs before the schedulers' first cut (default: 1)")
     ap.add_argument("--budget", type=int, default=None,
                     help="sweep-efficiency: trial-epochs per sweep, search.max_trial_epochs (default: 30)")
     args = ap.parse_args(argv)
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             png = args.doc.parent / f"{args.suite.replace('-', '_')}.png"
             setup = Setup(task=task, seeds=seeds, strategies=tuple(args.strategies or Setup.strategies),
                           reduction_factor=args.reduction_factor or Setup.reduction_factor,
+                          grace_period=args.grace_period or Setup.grace_period,
                           budget=args.budget or Setup.budget)
             body = run_efficiency(args.data.resolve(), work, png, setup)
         elif args.suite == "heads":

@@ -87,6 +87,23 @@ class Setup:
         return [s for s in STRATEGIES if s.key == BASELINE or s.key in self.strategies]
 
 
+def _cli_options(setup: Setup) -> str:
+    """The benchmark's command-line options that give ``setup`` (empty for the defaults), for the report."""
+    default = Setup(task=setup.task, seeds=(0, 1, 2) if setup.task == "re" else (0,))
+    opts = []
+    if setup.seeds != default.seeds:
+        opts.append("--seeds " + " ".join(map(str, setup.seeds)))
+    if setup.strategies != default.strategies:
+        opts.append("--strategies " + " ".join(k for k in setup.strategies if k != BASELINE))
+    if setup.reduction_factor != default.reduction_factor:
+        opts.append(f"--reduction-factor {setup.reduction_factor}")
+    if setup.grace_period != default.grace_period:
+        opts.append(f"--grace-period {setup.grace_period}")
+    if setup.budget != default.budget:
+        opts.append(f"--budget {setup.budget}")
+    return "".join(" " + o for o in opts)
+
+
 def _space_and_data(data_dir: Path, setup: Setup) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(base config, overrides, space, trial layout) of the task's sweep."""
     if setup.task == "ner":
@@ -312,7 +329,8 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
         f"includes Ray start and registering the best model. Search seeds {', '.join(map(str, setup.seeds))}, each "
         f"strategy once per seed. {platform.machine()} CPU, {os.cpu_count()} cores; load average before each "
         "sweep: " + ", ".join(f"{r['load_before']:.1f}" for r in results) + ". Regenerate with "
-        f"`python pipelines/benchmark.py {section}` (this run: {sum(r['wall'] for r in results) / 60:.0f} minutes).",
+        f"`python pipelines/benchmark.py {section}{_cli_options(setup)}` "
+        f"(this run: {sum(r['wall'] for r in results) / 60:.0f} minutes).",
         "",
         f"- ASHA: grace period {setup.grace_period}, reduction factor {setup.reduction_factor}, rungs up to "
         f"{setup.max_epochs} epochs (`scheduler.type: asha`): Ray's stopping variant (a trial goes on unless it is "
