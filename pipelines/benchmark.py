@@ -61,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
 
             body = run_sweep_bench(work)
         elif args.suite in ("sweep-efficiency", "sweep-efficiency-ner"):
-            from spanfirst.bench.sweep_efficiency import Setup
+            from spanfirst.bench.sweep_efficiency import Setup, default_seeds
             from spanfirst.bench.sweep_efficiency import run as run_efficiency
 
             task = "ner" if args.suite.endswith("-ner") else "re"
-            seeds = tuple(args.seeds or ((0, 1, 2) if task == "re" else (0,)))
+            seeds = tuple(args.seeds or default_seeds(task))
             png = args.doc.parent / f"{args.suite.replace('-', '_')}.png"
             setup = Setup(task=task, seeds=seeds, strategies=tuple(args.strategies or Setup.strategies),
                           reduction_factor=args.reduction_factor or Setup.reduction_factor,

@@ -87,9 +87,14 @@ class Setup:
         return [s for s in STRATEGIES if s.key == BASELINE or s.key in self.strategies]
 
 
+def default_seeds(task: str) -> tuple[int, ...]:
+    """Search seeds when none are given: three for RE, one for NER (``--seeds`` gives more)."""
+    return (0, 1, 2) if task == "re" else (0,)
+
+
 def _cli_options(setup: Setup) -> str:
     """The benchmark's command-line options that give ``setup`` (empty for the defaults), for the report."""
-    default = Setup(task=setup.task, seeds=(0, 1, 2) if setup.task == "re" else (0,))
+    default = Setup(task=setup.task, seeds=default_seeds(setup.task))
     opts = []
     if setup.seeds != default.seeds:
         opts.append("--seeds " + " ".join(map(str, setup.seeds)))
