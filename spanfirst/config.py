@@ -454,7 +454,8 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _get_dotted(tree: dict[str, Any], dotted: str) -> Any:
+def get_dotted(tree: dict[str, Any], dotted: str) -> Any:
+    """The value at a dotted path of a nested dict; None where the path is missing."""
     node: Any = tree
     for part in dotted.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -494,7 +495,7 @@ def apply_overrides(cfg: RunConfig, overrides: dict[str, Any], source: str = "ov
     if cls is not type(cfg):
         _drop_defaults_unknown_to(tree, type(cfg)().to_dict(), cls().to_dict())
     for key, value in overrides.items():
-        if _get_dotted(tree, key) is None and not path_known(cls, key):
+        if get_dotted(tree, key) is None and not path_known(cls, key):
             raise ConfigError(f"{source}: unknown key '{key}'{other_task_hint(task, key)}")
         _set_dotted(tree, key, copy.deepcopy(value))
     return config_from_dict(tree, source)
@@ -538,10 +539,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     raw = read_yaml_mapping(path)
     base = path.resolve().parent
     for dotted in _INPUT_PATHS:
-        value = _get_dotted(raw, dotted)
+        value = get_dotted(raw, dotted)
         if isinstance(value, str) and value and not Path(value).is_absolute():
             _set_dotted(raw, dotted, str((base / value).resolve()))
-    backbone = _get_dotted(raw, "model.backbone")
+    backbone = get_dotted(raw, "model.backbone")
     if isinstance(backbone, str) and backbone.startswith((".", "/")):
         _set_dotted(raw, "model.backbone", str((base / backbone).resolve()))
     cfg = config_from_dict(raw, str(path))

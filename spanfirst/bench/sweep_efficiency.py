@@ -31,7 +31,7 @@ import yaml
 from spanfirst.bench.report import table
 from spanfirst.bench.sweep import timed_sweep
 from spanfirst.sweep.runner import startup_trials
-from spanfirst.sweep.space import SchedulerSpec, SearchSpec
+from spanfirst.sweep.space import SchedulerSpec, SearchSpec, load_space
 from spanfirst.sweep.summary import SCHEDULER_STOPS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,6 +47,7 @@ class Strategy:
     algorithm: str  # search.algorithm
     promotion: bool = False  # scheduler.promotion
     reduction_factor: int | None = None  # scheduler.reduction_factor where not the setup's
+    from_base: bool = False  # search.start_from_base: the first trial trains the base config's values
 
 
 STRATEGIES = [
@@ -57,6 +58,10 @@ STRATEGIES = [
     Strategy("tpe-promotion", "Optuna TPE + promotion-based ASHA", "asha", "optuna", promotion=True),
     Strategy("tpe-promotion-rf3", "Optuna TPE + promotion-based ASHA, reduction factor 3", "asha", "optuna",
              promotion=True, reduction_factor=3),
+    Strategy("tpe-promotion-base", "Optuna TPE + promotion-based ASHA, the base config first", "asha", "optuna",
+             promotion=True, from_base=True),
+    Strategy("no-stop-base", "random search, no early stopping, the base config first", "none", "random",
+             from_base=True),
 ]
 BASELINE = "no-stop"
 NER_SPACE = REPO / "search_spaces" / "ner_span_first.yaml"
@@ -128,14 +133,16 @@ def _space_and_data(data_dir: Path, setup: Setup) -> tuple[str, dict[str, Any], 
             re_space["space"], re_space["trial"])
 
 
-def shipped_default(space: Path = RE_SPACE) -> str:
-    """The key of the strategy ``space`` ships (its scheduler and search algorithm)."""
+def shipped_default(space: Path = RE_SPACE) -> str | None:
+    """The key of the strategy ``space`` ships (its scheduler, search algorithm and first trial);
+    None where no strategy here is that one."""
     spec = yaml.safe_load(space.read_text(encoding="utf-8"))
     sch, search = SchedulerSpec(**spec.get("scheduler", {})), SearchSpec(**spec.get("search", {}))
-    matches = [s for s in STRATEGIES if (s.scheduler, s.algorithm, s.promotion) == (sch.type, search.algorithm,
-                                                                                    sch.promotion)
+    matches = [s for s in STRATEGIES if (s.scheduler, s.algorithm, s.promotion, s.from_base)
+               == (sch.type, search.algorithm, sch.promotion, search.start_from_base)
                and s.reduction_factor in (None, sch.reduction_factor)]
-    return max(matches, key=lambda s: s.reduction_factor is not None).key  # a variant of the space's factor first
+    # a variant of the space's factor first
+    return max(matches, key=lambda s: s.reduction_factor is not None).key if matches else None
 
 
 def shown(strategy: Strategy, task: str = "re") -> str:
@@ -155,7 +162,8 @@ def write_space(data_dir: Path, work: Path, strategy: Strategy, setup: Setup, se
                       "max_epochs": setup.max_epochs,
                       "promotion": strategy.promotion},
         "search": {"algorithm": strategy.algorithm, "num_samples": setup.num_samples,
-                   "max_concurrent": setup.max_concurrent, "seed": seed, "max_trial_epochs": setup.budget},
+                   "max_concurrent": setup.max_concurrent, "seed": seed, "max_trial_epochs": setup.budget,
+                   "start_from_base": strategy.from_base},
         "trial": trial,
         "mlflow": {"experiment": f"bench-efficiency-{setup.task}-{strategy.key}",
                    "registered_model": f"bench-{setup.task}-{strategy.key}"},
@@ -193,6 +201,11 @@ def first_reaching(points: list[tuple[float, int, float]], target: float) -> tup
     return next(((s, n) for s, n, best in points if best >= target), None)
 
 
+def base_point(work: Path, strategy: Strategy, setup: Setup) -> dict[str, Any]:
+    """The first trial's values of a ``from_base`` strategy's sweeps (the same for every seed)."""
+    return load_space(work / f"{strategy.key}-seed{setup.seeds[0]}" / f"{setup.task}-{strategy.key}.yaml").base_point()
+
+
 def measure(data_dir: Path, work: Path, strategy: Strategy, setup: Setup, seed: int) -> dict[str, Any]:
     space = write_space(data_dir, work / f"{strategy.key}-seed{seed}", strategy, setup, seed)
     res = timed_sweep(work / f"{strategy.key}-seed{seed}", space=space)
@@ -215,9 +228,9 @@ def plot(results: list[dict[str, Any]], target: float, path: Path, title: str) -
     import matplotlib.pyplot as plt
 
     fig, (by_time, by_epochs) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    styles = dict(zip([s.key for s in STRATEGIES], ("-", "--", "-.", ":", "-", "--")))
+    styles = dict(zip([s.key for s in STRATEGIES], ("-", "--", "-.", ":", "-", "--", "-", ":")))
     colours = dict(zip([s.key for s in STRATEGIES], ("tab:grey", "tab:blue", "tab:orange", "tab:green", "tab:red",
-                                                      "tab:purple")))
+                                                      "tab:purple", "tab:brown", "black")))
     labelled: set[str] = set()
     for r in results:
         key = r["strategy"].key
@@ -315,6 +328,9 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
                   " The type-pair floor of KLUE-RE dev (the most frequent relation per subject/object type pair): "
                   "0.543, from the RE benchmark above.")
     cfg = {k: v for k, v in asdict(setup).items()}
+    from_base = [s for s in strategies if s.from_base]
+    point = ", ".join(f"`{k}: {v}`" for k, v in base_point(work, from_base[0], setup).items()) if from_base else ""
+
     section = "sweep-efficiency" if setup.task == "re" else f"sweep-efficiency-{setup.task}"
     lines = [
         f"## Sweep efficiency, {task_name} (issues 6 and 15)",
@@ -348,6 +364,8 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
         f"{tpe_startup(setup, 'hyperband')} with Hyperband and {tpe_startup(setup, 'asha')} with ASHA; multivariate, "
         "constant liar) with Hyperband (`scheduler.type: hyperband`, asynchronous: one ASHA bracket per Hyperband "
         "bracket) or with ASHA.",
+        *([f"- The base config first (`search.start_from_base: true`): the first trial trains the base config's "
+           f"values of the searched keys ({point}); the searcher picks every later trial."] if point else []),
         "",
         f"Target: {TARGET_SHARE:.0%} of the best {metric_name} any sweep reached = {target:.3f}.{floor_note} "
         "Mean ± sd over the seeds; ratios are of means, to the no-early-stopping baseline of the same run. Times "

@@ -183,7 +183,8 @@ def searcher(space: SweepSpace, max_concurrent: int, scheduler: Any = None) -> A
     if s.algorithm == "random" and not pausing:
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        return BasicVariantGenerator(random_state=s.seed, max_concurrent=max_concurrent)
+        return BasicVariantGenerator(random_state=s.seed, max_concurrent=max_concurrent,
+                                     points_to_evaluate=first_points(space))
     if grid:
         raise SweepError(f"{space.path}: 'grid' ({', '.join(grid)}) needs search.algorithm: random"
                          + (" and scheduler.promotion: false" if pausing else ""))
@@ -192,8 +193,15 @@ def searcher(space: SweepSpace, max_concurrent: int, scheduler: Any = None) -> A
     return _searcher(space, max_concurrent)
 
 
+def first_points(space: SweepSpace) -> list[dict[str, Any]] | None:
+    """Tune's ``points_to_evaluate``: the base config's values first (``search.start_from_base``)."""
+    point = space.base_point() if space.spec.search.start_from_base else {}
+    return [point] if point else None
+
+
 def _searcher(space: SweepSpace, max_concurrent: int) -> Any:
     s = space.spec.search
+    points = first_points(space)
     try:
         if s.algorithm in ("optuna", "random"):
             import optuna
@@ -201,8 +209,9 @@ def _searcher(space: SweepSpace, max_concurrent: int) -> Any:
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             if s.algorithm == "random":
-                return OptunaSearch(sampler=optuna.samplers.RandomSampler(seed=s.seed))
-            startup = s.startup_trials or startup_trials(s, space.spec.scheduler)
+                return OptunaSearch(sampler=optuna.samplers.RandomSampler(seed=s.seed), points_to_evaluate=points)
+            # Optuna counts the base config's trial among its start-up trials: keep the random ones
+            startup = (s.startup_trials or startup_trials(s, space.spec.scheduler)) + (1 if points else 0)
             with warnings.catch_warnings():  # multivariate and constant_liar are flagged experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 # multivariate: one joint density over all parameters (pooling x learning rate, not
@@ -210,10 +219,10 @@ def _searcher(space: SweepSpace, max_concurrent: int) -> Any:
                 # trials are not sampled next to each other
                 sampler = optuna.samplers.TPESampler(n_startup_trials=startup, seed=s.seed, multivariate=True,
                                                      constant_liar=max_concurrent > 1)
-            return OptunaSearch(sampler=sampler)
+            return OptunaSearch(sampler=sampler, points_to_evaluate=points)
         from ray.tune.search.hyperopt import HyperOptSearch
 
-        return HyperOptSearch(random_state_seed=s.seed)
+        return HyperOptSearch(random_state_seed=s.seed, points_to_evaluate=points)
     except (ImportError, AssertionError) as err:
         raise SweepError(f"search.algorithm '{s.algorithm}' needs the '{s.algorithm}' package: {err}") from None
 
@@ -257,6 +266,9 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
     retries = max_failures(space, sum(1 for n in ray.nodes() if n.get("Alive")))
     scheduler = None if opts.resume else build_scheduler(space)
     search_alg = None if opts.resume else searcher(space, conc, scheduler)  # fails before any MLflow run exists
+    if search_alg is not None and (points := first_points(space)):
+        print(f"the first trial trains the base config's {', '.join(f'{k}={v}' for k, v in points[0].items())} "
+              "(search.start_from_base)", flush=True)
     store.join()
     if opts.resume:
         exp_dir = find_resume_dir(storage, space, opts.resume)

@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from spanfirst.config import (ConfigError, RunConfig, Strict, apply_overrides, describe_errors, load_config,
-                              other_task_hint, path_known, read_yaml_mapping)
+from spanfirst.config import (ConfigError, RunConfig, Strict, apply_overrides, describe_errors, get_dotted,
+                              load_config, other_task_hint, path_known, read_yaml_mapping)
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "quniform", "randint", "grid")
 
@@ -63,6 +63,9 @@ class SearchSpec(Strict):
     seed: int = 0
     # compute budget: the whole sweep ends once its trials together have reported this many epochs
     max_trial_epochs: int | None = Field(None, ge=1)
+    # the first trial trains the base config's own values of the searched keys (those inside the
+    # space), as SMAC's initial design does: the sweep starts from what the user would train alone
+    start_from_base: bool = True
 
 
 class TrialSpec(Strict):
@@ -116,6 +119,24 @@ class SweepSpace:
         """``param_space`` for the Tuner: dotted path -> Ray Tune domain."""
         return {key: to_tune(kind, arg) for key, (kind, arg) in self.dists.items()}
 
+    def base_point(self) -> dict[str, Any]:
+        """The base config's values of the searched keys that lie inside their distributions: the
+        first trial's config under ``search.start_from_base``. Keys outside the space are left to the
+        searcher; a space with a grid gets no point (Tune would cross the point with the grid)."""
+        if any(kind == "grid" for kind, _ in self.dists.values()):
+            return {}
+        tree = self.base.to_dict()
+        point = {}
+        for key, (kind, arg) in self.dists.items():
+            value = get_dotted(tree, key)
+            if kind == "choice":
+                same = [v for v in arg if v == value and isinstance(v, bool) == isinstance(value, bool)]
+                if same:
+                    point[key] = same[0]
+            elif within(kind, arg, value):
+                point[key] = value
+        return point
+
     def resolved(self) -> dict[str, Any]:
         """A JSON-able description of the space (logged on the sweep's parent run)."""
         return {"space_file": self.path.name, "base_task": self.base.task, **self.spec.model_dump(mode="json"),
@@ -139,6 +160,18 @@ def to_tune(kind: str, arg: Any) -> Any:
     if kind == "randint":
         return tune.randint(*arg)
     raise ValueError(f"unknown distribution '{kind}'")
+
+
+def within(kind: str, arg: Any, value: Any) -> bool:
+    """Whether a numeric distribution (uniform, loguniform, quniform, randint) can draw ``value``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    lo, hi = arg[0], arg[1]
+    if kind == "randint":
+        return float(value).is_integer() and lo <= value < hi
+    if kind == "quniform":
+        return lo <= value <= hi and math.isclose(value / arg[2], round(value / arg[2]), abs_tol=1e-9)
+    return lo <= value <= hi
 
 
 def _numbers(where: str, kind: str, arg: Any, n: int, integer: bool = False) -> list[float]:

@@ -307,8 +307,10 @@ def test_tpe_starts_modelling_after_a_quarter_of_the_trials_the_budget_is_expect
     assert startup_trials(*specs(asha, "{num_samples: 200}")) == 10  # Optuna's own default is the ceiling
     assert startup_trials(*specs(asha, "{num_samples: 12}")) == 3
 
-    sampler = searcher(space(asha, "{num_samples: 12, seed: 7}"), 2)._sampler
+    sampler = searcher(space(asha, "{num_samples: 12, seed: 7, start_from_base: false}"), 2)._sampler
     assert sampler._n_startup_trials == 3 and sampler._multivariate and sampler._constant_liar
+    # the base config's trial is not one of the random ones: Optuna counts it, so one more
+    assert searcher(space(asha, "{num_samples: 12, seed: 7}"), 2)._sampler._n_startup_trials == 4
     assert not searcher(space(asha, "{num_samples: 12, startup_trials: 5}"), 1)._sampler._constant_liar
 
 
