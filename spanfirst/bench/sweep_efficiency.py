@@ -1,11 +1,14 @@
-"""Sweep efficiency: one search space, one trial-epoch budget, six strategies, three search seeds,
+"""Sweep efficiency: one search space, one trial-epoch budget, nine strategies, three search seeds,
 each sweep run as a user runs it (``pipelines/sweep.py`` in its own process, its own Ray and a
 SQLite MLflow store in the work folder):
 
 (a) random search without early stopping (the baseline), (b) ASHA + random search, (c) Optuna
 TPE with (asynchronous) Hyperband pruning, (d) Optuna TPE + Ray's (stopping) ASHA, (e) Optuna TPE +
-promotion-based ASHA, (f) the same with reduction factor 3 (a rung promotes its top third). The
-row of the shipped default (the task's space file's scheduler and search) says so.
+promotion-based ASHA, (f) the same with reduction factor 3 (a rung promotes its top third), and,
+with the base config's values as the first trial (``search.start_from_base``), (g) TPE + promotion-
+based ASHA, (h) TPE + Ray's ASHA and (i) random search without early stopping (what the first trial
+alone is worth). The row of the shipped default (the task's space file's scheduler, search and first
+trial) says so.
 
 ``task="re"``: KLUE-RE with search_spaces/re.yaml's space; ``task="ner"``: KLUE-NER with the
 span-first knobs of search_spaces/ner_span_first.yaml (learning rates in the tiny encoder's range,
@@ -60,6 +63,8 @@ STRATEGIES = [
              promotion=True, reduction_factor=3),
     Strategy("tpe-promotion-base", "Optuna TPE + promotion-based ASHA, the base config first", "asha", "optuna",
              promotion=True, from_base=True),
+    Strategy("tpe-asha-base", "Optuna TPE + ASHA (Ray's, stopping), the base config first", "asha", "optuna",
+             from_base=True),
     Strategy("no-stop-base", "random search, no early stopping, the base config first", "none", "random",
              from_base=True),
 ]
@@ -228,9 +233,9 @@ def plot(results: list[dict[str, Any]], target: float, path: Path, title: str) -
     import matplotlib.pyplot as plt
 
     fig, (by_time, by_epochs) = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
-    styles = dict(zip([s.key for s in STRATEGIES], ("-", "--", "-.", ":", "-", "--", "-", ":")))
+    styles = dict(zip([s.key for s in STRATEGIES], ("-", "--", "-.", ":", "-", "--", "-", "-.", ":")))
     colours = dict(zip([s.key for s in STRATEGIES], ("tab:grey", "tab:blue", "tab:orange", "tab:green", "tab:red",
-                                                      "tab:purple", "tab:brown", "black")))
+                                                      "tab:purple", "tab:brown", "tab:olive", "black")))
     labelled: set[str] = set()
     for r in results:
         key = r["strategy"].key

@@ -64,7 +64,7 @@ class SearchSpec(Strict):
     # compute budget: the whole sweep ends once its trials together have reported this many epochs
     max_trial_epochs: int | None = Field(None, ge=1)
     # the first trial trains the base config's own values of the searched keys (those inside the
-    # space), as SMAC's initial design does: the sweep starts from what the user would train alone
+    # space), as SMAC's use_default_config does: the sweep starts from what the user would train alone
     start_from_base: bool = True
 
 
