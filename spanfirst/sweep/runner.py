@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from ray.tune import Callback
 
 from spanfirst import tracking
@@ -194,9 +195,20 @@ def searcher(space: SweepSpace, max_concurrent: int, scheduler: Any = None) -> A
 
 
 def first_points(space: SweepSpace) -> list[dict[str, Any]] | None:
-    """Tune's ``points_to_evaluate``: the base config's values first (``search.start_from_base``)."""
-    point = space.base_point() if space.spec.search.start_from_base else {}
-    return [point] if point else None
+    """Tune's ``points_to_evaluate`` under ``search.start_from_base``: the base config's values, and
+    for a key whose base value the space cannot draw, a value drawn from its distribution (seeded;
+    Tune's Optuna and HyperOpt searchers take only whole points). None where no base value is inside."""
+    base = space.base_point() if space.spec.search.start_from_base else {}
+    if not base:
+        return None
+    rng = np.random.RandomState(space.spec.search.seed)
+    drawn = {key: space.tune_space()[key].sample(random_state=rng) for key in space.dists if key not in base}
+    return [{key: base[key] if key in base else _plain(drawn[key]) for key in space.dists}]
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value the searchers and the config take."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _searcher(space: SweepSpace, max_concurrent: int) -> Any:
@@ -267,8 +279,11 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
     scheduler = None if opts.resume else build_scheduler(space)
     search_alg = None if opts.resume else searcher(space, conc, scheduler)  # fails before any MLflow run exists
     if search_alg is not None and (points := first_points(space)):
-        print(f"the first trial trains the base config's {', '.join(f'{k}={v}' for k, v in points[0].items())} "
-              "(search.start_from_base)", flush=True)
+        base = space.base_point()
+        drawn = [f"{k}={v}" for k, v in points[0].items() if k not in base]
+        print(f"the first trial trains the base config's {', '.join(f'{k}={v}' for k, v in base.items())} "
+              "(search.start_from_base)" + (f"; drawn, the base's value lying outside the space: {', '.join(drawn)}"
+                                            if drawn else ""), flush=True)
     store.join()
     if opts.resume:
         exp_dir = find_resume_dir(storage, space, opts.resume)

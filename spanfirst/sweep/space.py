@@ -120,9 +120,9 @@ class SweepSpace:
         return {key: to_tune(kind, arg) for key, (kind, arg) in self.dists.items()}
 
     def base_point(self) -> dict[str, Any]:
-        """The base config's values of the searched keys that lie inside their distributions: the
-        first trial's config under ``search.start_from_base``. Keys outside the space are left to the
-        searcher; a space with a grid gets no point (Tune would cross the point with the grid)."""
+        """The base config's values of the searched keys that lie inside their distributions (the
+        first trial's values under ``search.start_from_base``); a space with a grid gets none (Tune
+        would cross the point with the grid)."""
         if any(kind == "grid" for kind, _ in self.dists.values()):
             return {}
         tree = self.base.to_dict()

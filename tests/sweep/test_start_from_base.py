@@ -29,7 +29,11 @@ def test_base_point_takes_the_base_values_inside_the_space(tmp_path):
     assert s.base_point() == {"re.marker_style": "typed_entity", "re.focal_alpha": None,
                               "train.lr_backbone": 1.0e-3, "model.dropout": 0.1,
                               "train.batch_size": s.base.train.batch_size}
-    assert first_points(s) == [s.base_point()]
+    # the first trial is a whole point: the key whose base value lies outside gets a drawn value
+    (first,) = first_points(s)
+    assert set(first) == set(s.dists) and {k: first[k] for k in s.base_point()} == s.base_point()
+    assert 1.0e-2 <= first["train.lr_heads"] <= 1.0e-1 and first["re.pooling"] in ("cls", "marker")
+    assert first_points(s) == [first]  # drawn with the search seed
 
 
 def test_off_a_step_or_beside_a_grid_there_is_no_point(tmp_path):
@@ -60,3 +64,14 @@ def test_random_search_without_a_scheduler_gets_the_point_too(tmp_path):
     s = space(tmp_path, "  train.lr_backbone: {loguniform: [3.0e-4, 3.0e-3]}\n", search="{algorithm: random}",
               scheduler="{type: none, max_epochs: 2}")
     assert searcher(s, 2)._points_to_evaluate == [{"train.lr_backbone": 1.0e-3}]  # Tune's BasicVariantGenerator
+
+
+def test_a_base_value_outside_the_space_still_gives_optuna_a_whole_first_point(tmp_path):
+    """Tune's OptunaSearch refuses partial points (a sweep whose base lay outside one key failed)."""
+    s = space(tmp_path, "  re.marker_style: {choice: [entity, typed_entity]}\n"
+                        "  train.lr_heads: {loguniform: [1.0e-2, 1.0e-1]}\n",
+              scheduler="{grace_period: 1, max_epochs: 2, promotion: true}")
+    alg = searcher(s, 2, build_scheduler(s))
+    assert alg.set_search_properties("dev_score", "max", s.tune_space())
+    first = alg.suggest("t1")
+    assert first == first_points(s)[0] and first["re.marker_style"] == "typed_entity"
