@@ -33,7 +33,7 @@ import yaml
 
 from spanfirst.bench.report import table
 from spanfirst.bench.sweep import timed_sweep
-from spanfirst.sweep.runner import startup_trials
+from spanfirst.sweep.runner import first_points, startup_trials
 from spanfirst.sweep.space import SchedulerSpec, SearchSpec, load_space
 from spanfirst.sweep.summary import SCHEDULER_STOPS
 
@@ -206,9 +206,13 @@ def first_reaching(points: list[tuple[float, int, float]], target: float) -> tup
     return next(((s, n) for s, n, best in points if best >= target), None)
 
 
-def base_point(work: Path, strategy: Strategy, setup: Setup) -> dict[str, Any]:
-    """The first trial's values of a ``from_base`` strategy's sweeps (the same for every seed)."""
-    return load_space(work / f"{strategy.key}-seed{setup.seeds[0]}" / f"{setup.task}-{strategy.key}.yaml").base_point()
+def first_trial(work: Path, strategy: Strategy, setup: Setup) -> str:
+    """The first trial's values in a ``from_base`` strategy's first sweep, for the report: the base
+    config's, and those drawn where the base's value lies outside the space (drawn with the seed)."""
+    space = load_space(work / f"{strategy.key}-seed{setup.seeds[0]}" / f"{setup.task}-{strategy.key}.yaml")
+    base, (point,) = space.base_point(), first_points(space)
+    return ", ".join(f"`{k}: {v}`" + ("" if k in base else " (drawn: the base's value is outside the space)")
+                     for k, v in point.items())
 
 
 def measure(data_dir: Path, work: Path, strategy: Strategy, setup: Setup, seed: int) -> dict[str, Any]:
@@ -334,7 +338,7 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
                   "0.543, from the RE benchmark above.")
     cfg = {k: v for k, v in asdict(setup).items()}
     from_base = [s for s in strategies if s.from_base]
-    point = ", ".join(f"`{k}: {v}`" for k, v in base_point(work, from_base[0], setup).items()) if from_base else ""
+    point = first_trial(work, from_base[0], setup) if from_base else ""
 
     section = "sweep-efficiency" if setup.task == "re" else f"sweep-efficiency-{setup.task}"
     lines = [
@@ -370,7 +374,7 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
         "constant liar) with Hyperband (`scheduler.type: hyperband`, asynchronous: one ASHA bracket per Hyperband "
         "bracket) or with ASHA.",
         *([f"- The base config first (`search.start_from_base: true`): the first trial trains the base config's "
-           f"values of the searched keys ({point}); the searcher picks every later trial."] if point else []),
+           f"values of the searched keys ({point}, seed {setup.seeds[0]}); the searcher picks every later trial."] if point else []),
         "",
         f"Target: {TARGET_SHARE:.0%} of the best {metric_name} any sweep reached = {target:.3f}.{floor_note} "
         "Mean ± sd over the seeds; ratios are of means, to the no-early-stopping baseline of the same run. Times "

@@ -201,9 +201,8 @@ def first_points(space: SweepSpace) -> list[dict[str, Any]] | None:
     base = space.base_point() if space.spec.search.start_from_base else {}
     if not base:
         return None
-    rng = np.random.RandomState(space.spec.search.seed)
-    drawn = {key: space.tune_space()[key].sample(random_state=rng) for key in space.dists if key not in base}
-    return [{key: base[key] if key in base else _plain(drawn[key]) for key in space.dists}]
+    rng, domains = np.random.RandomState(space.spec.search.seed), space.tune_space()
+    return [{key: base[key] if key in base else _plain(domains[key].sample(random_state=rng)) for key in space.dists}]
 
 
 def _plain(value: Any) -> Any:
