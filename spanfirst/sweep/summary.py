@@ -72,27 +72,41 @@ def set_startups(trials: list[TrialSummary], fit_started: float) -> None:
     """Each trial's start-up: what its slot spent before the trial's first optimizer step.
 
     Trials run in processes that Tune reuses one after another. A trial's slot became free when
-    the previous trial of its process made its last report, or, for the first trial of a process,
-    when the sweep's ``fit`` started (or the process was born, if later). The span up to the first
-    step holds everything a trial costs beyond training: the scheduler's decision, resetting or
-    starting the process, imports, data, model build. Trials of an earlier run of the sweep
-    (``--resume``) keep None.
+    the process's previous stretch of training made its last report, or, for the first stretch of
+    a process, when the sweep's ``fit`` started (or the process was born, if later). A stretch is a
+    trial's run from one first step on; under promotion-based ASHA a trial that pauses at a rung and
+    is promoted later trains a second stretch, maybe in another process, and the next trial of that
+    process waits for it. The span up to the first step holds everything a trial costs beyond
+    training: the scheduler's decision, resetting or starting the process, imports, data, model
+    build. Trials of an earlier run of the sweep (``--resume``) keep None.
     """
-    by_pid: dict[Any, list[tuple[float, TrialSummary]]] = {}
+    by_pid: dict[Any, list[tuple[float, Any, Any, TrialSummary | None]]] = {}
     for t in trials:
-        first = t.history[0] if t.history else {}
-        if _finite(first.get("first_step_at")) and first.get("first_step_at") >= fit_started and "trial_pid" in first:
-            by_pid.setdefault(first["trial_pid"], []).append((float(first["first_step_at"]), t))
+        for n, (pid, first_step, born, last) in enumerate(_stretches(t.history)):
+            if first_step >= fit_started:
+                by_pid.setdefault(pid, []).append((first_step, born, last, t if n == 0 else None))
     for runs in by_pid.values():
-        runs.sort(key=lambda pair: pair[0])
+        runs.sort(key=lambda run: run[0])
         free = None
-        for first_step, t in runs:
+        for first_step, born, last, t in runs:
             if free is None:
-                born = t.history[0].get("trial_process_started_at")
                 free = max(fit_started, float(born)) if _finite(born) else fit_started
-            t.startup = max(0.0, first_step - free)
-            last = t.history[-1].get("reported_at")
+            if t is not None:
+                t.startup = max(0.0, first_step - free)
             free = float(last) if _finite(last) else None
+
+
+def _stretches(history: list[dict[str, Any]]) -> list[tuple[Any, float, Any, Any]]:
+    """(process id, first step, process born, last report) of each stretch of a trial's training: a
+    new one starts at every report with a first step of its own."""
+    out: list[list[Any]] = []
+    for row in history:
+        first = row.get("first_step_at")
+        if _finite(first) and "trial_pid" in row and (not out or float(first) != out[-1][1]):
+            out.append([row["trial_pid"], float(first), row.get("trial_process_started_at"), row.get("reported_at")])
+        elif out and "reported_at" in row:
+            out[-1][3] = row["reported_at"]
+    return [tuple(s) for s in out]
 
 
 def _finite(v: Any) -> bool:

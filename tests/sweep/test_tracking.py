@@ -102,6 +102,20 @@ def test_a_trials_startup_runs_from_its_slot_being_free_to_its_first_step():
     assert [t.startup for t in trials] == [7.0, 8.0, 0.5, 1.0] and old.startup is None
 
 
+def test_a_promoted_trials_second_stretch_holds_its_process_slot():
+    """Promotion-based ASHA: a trial pauses at a rung and later trains on, here in the same process;
+    the trial after it waits for that second stretch, and the one before does not start at 0."""
+    def row(pid: int, first: float, reported: float) -> dict:
+        return {"epoch": 1, "first_step_at": first, "trial_pid": pid, "trial_process_started_at": 990.0,
+                "reported_at": reported}
+
+    a = TrialSummary("a", "completed", {}, [row(1, 1007.0, 1020.0), row(1, 1032.0, 1045.0)])  # paused at 1020
+    b = TrialSummary("b", "stopped_by_asha", {}, [row(1, 1021.0, 1030.0)])
+    c = TrialSummary("c", "completed", {}, [row(1, 1046.5, 1060.0)])
+    set_startups([a, b, c], 1000.0)
+    assert [a.startup, b.startup, c.startup] == [7.0, 1.0, 1.5]
+
+
 def test_concurrency_follows_the_cluster_and_the_trial_request(tmp_path):
     base = tmp_path / "base.yaml"
     base.write_text("task: ner\ndata: {train: t.jsonl}\n", encoding="utf-8")
