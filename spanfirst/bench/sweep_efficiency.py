@@ -33,7 +33,7 @@ import yaml
 
 from spanfirst.bench.report import table
 from spanfirst.bench.sweep import timed_sweep
-from spanfirst.sweep.runner import first_points, startup_trials
+from spanfirst.sweep.runner import first_trial, startup_trials
 from spanfirst.sweep.space import SchedulerSpec, SearchSpec, load_space
 from spanfirst.sweep.summary import SCHEDULER_STOPS
 
@@ -206,12 +206,12 @@ def first_reaching(points: list[tuple[float, int, float]], target: float) -> tup
     return next(((s, n) for s, n, best in points if best >= target), None)
 
 
-def first_trial(work: Path, strategy: Strategy, setup: Setup) -> str:
+def first_trial_values(work: Path, strategy: Strategy, setup: Setup) -> str:
     """The first trial's values in a ``from_base`` strategy's first sweep, for the report: the base
     config's, and those drawn where the base's value lies outside the space (drawn with the seed)."""
-    space = load_space(work / f"{strategy.key}-seed{setup.seeds[0]}" / f"{setup.task}-{strategy.key}.yaml")
-    base, (point,) = space.base_point(), first_points(space)
-    return ", ".join(f"`{k}: {v}`" + ("" if k in base else " (drawn: the base's value is outside the space)")
+    point, drawn = first_trial(load_space(work / f"{strategy.key}-seed{setup.seeds[0]}"
+                                          / f"{setup.task}-{strategy.key}.yaml"))
+    return ", ".join(f"`{k}: {v}`" + (" (drawn: the base's value is outside the space)" if k in drawn else "")
                      for k, v in point.items())
 
 
@@ -338,7 +338,7 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
                   "0.543, from the RE benchmark above.")
     cfg = {k: v for k, v in asdict(setup).items()}
     from_base = [s for s in strategies if s.from_base]
-    point = first_trial(work, from_base[0], setup) if from_base else ""
+    point = first_trial_values(work, from_base[0], setup) if from_base else ""
 
     section = "sweep-efficiency" if setup.task == "re" else f"sweep-efficiency-{setup.task}"
     lines = [

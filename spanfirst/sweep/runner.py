@@ -194,15 +194,24 @@ def searcher(space: SweepSpace, max_concurrent: int, scheduler: Any = None) -> A
     return _searcher(space, max_concurrent)
 
 
-def first_points(space: SweepSpace) -> list[dict[str, Any]] | None:
-    """Tune's ``points_to_evaluate`` under ``search.start_from_base``: the base config's values, and
-    for a key whose base value the space cannot draw, a value drawn from its distribution (seeded;
-    Tune's Optuna and HyperOpt searchers take only whole points). None where no base value is inside."""
+def first_trial(space: SweepSpace) -> tuple[dict[str, Any], list[str]] | None:
+    """The first trial's values under ``search.start_from_base`` and the keys among them that were
+    drawn: the base config's values, and for a key whose base value the space cannot draw, a value
+    drawn from its distribution (seeded; Tune's Optuna and HyperOpt searchers take only whole
+    points). None where it is off or no base value is inside the space."""
     base = space.base_point() if space.spec.search.start_from_base else {}
     if not base:
         return None
     rng, domains = np.random.RandomState(space.spec.search.seed), space.tune_space()
-    return [{key: base[key] if key in base else _plain(domains[key].sample(random_state=rng)) for key in space.dists}]
+    drawn = [key for key in space.dists if key not in base]
+    point = {key: base[key] if key in base else _plain(domains[key].sample(random_state=rng)) for key in space.dists}
+    return point, drawn
+
+
+def first_points(space: SweepSpace) -> list[dict[str, Any]] | None:
+    """Tune's ``points_to_evaluate``: the first trial's values (:func:`first_trial`)."""
+    first = first_trial(space)
+    return [first[0]] if first else None
 
 
 def _plain(value: Any) -> Any:
@@ -277,12 +286,12 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
     retries = max_failures(space, sum(1 for n in ray.nodes() if n.get("Alive")))
     scheduler = None if opts.resume else build_scheduler(space)
     search_alg = None if opts.resume else searcher(space, conc, scheduler)  # fails before any MLflow run exists
-    if search_alg is not None and (points := first_points(space)):
-        base = space.base_point()
-        drawn = [f"{k}={v}" for k, v in points[0].items() if k not in base]
-        print(f"the first trial trains the base config's {', '.join(f'{k}={v}' for k, v in base.items())} "
-              "(search.start_from_base)" + (f"; drawn, the base's value lying outside the space: {', '.join(drawn)}"
-                                            if drawn else ""), flush=True)
+    if search_alg is not None and (first := first_trial(space)):
+        point, drawn = first
+        print("the first trial trains the base config's "
+              + ", ".join(f"{k}={v}" for k, v in point.items() if k not in drawn) + " (search.start_from_base)"
+              + (f"; drawn, the base's value lying outside the space: {', '.join(f'{k}={point[k]}' for k in drawn)}"
+                 if drawn else ""), flush=True)
     store.join()
     if opts.resume:
         exp_dir = find_resume_dir(storage, space, opts.resume)
