@@ -11,6 +11,11 @@
 ``python pipelines/benchmark.py sweep-efficiency [--seeds 0 1 2] [--strategies tpe-promotion] [--reduction-factor 3] [--grace-period 2] [--budget 60]``
     (KLUE-RE: no stopping / ASHA / TPE + Hyperband / TPE + stopping or promotion ASHA, same budget)
 ``python pipelines/benchmark.py sweep-efficiency-ner [--seeds 0]``  (the same on KLUE-NER with span-first's knobs)
+``python pipelines/benchmark.py train-speed``  (threads, length-grouped batches, frozen word embeddings on multilingual-e5-small)
+``python pipelines/benchmark.py heads-klue --workdir DIR``  (KLUE-NER heads on multilingual-e5-small, 3 seeds, dev and a held-back test split)
+``python pipelines/benchmark.py re-klue --workdir DIR``  (KLUE-RE recipes on multilingual-e5-small, 3 seeds)
+``python pipelines/benchmark.py re-klue-analysis --workdir DIR``  (why KLUE-RE trailed its type-pair floor: one change per run)
+The last three need the ``bench`` extra and build the encoder with ``--data``'s ``../tools`` (or take ``--encoder DIR``).
 """
 
 from __future__ import annotations
@@ -20,24 +25,29 @@ import sys
 import tempfile
 from pathlib import Path
 
-from spanfirst.bench.report import write_section
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the benchmarks/ package beside the library
+
+from benchmarks.report import write_section  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("suite", choices=["ner", "re", "sweep", "serve", "heads", "heads-wnut17", "span-first",
-                                       "sweep-efficiency", "sweep-efficiency-ner", "soak", "faults"])
+                                       "sweep-efficiency", "sweep-efficiency-ner", "soak", "faults", "train-speed",
+                                       "heads-klue", "re-klue", "re-klue-analysis"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: 10; heads: 4)")
     ap.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
     ap.add_argument("--workdir", type=Path, default=None, help="where runs go (default: a temporary folder)")
+    ap.add_argument("--encoder", type=Path, default=None,
+                    help="train-speed, heads-klue, re-klue: a multilingual-e5-small folder (default: built once "
+                         "with the shared data folder's tools/build_multilingual_e5_small.py)")
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
                     help="sweep-efficiency: search seeds (default: 0 1 2; sweep-efficiency-ner: 0)")
     ap.add_argument("--strategies", nargs="+", default=None, metavar="KEY",
                     help="sweep-efficiency: only these strategies beside the baseline (keys of "
-                         "spanfirst/bench/sweep_efficiency.py's STRATEGIES; default: all)")
+                         "benchmarks/sweep_efficiency.py's STRATEGIES; default: all)")
     ap.add_argument("--reduction-factor", type=int, default=None,
                     help="sweep-efficiency: the schedulers' reduction factor (default: 2)")
     ap.add_argument("--grace-period", type=int, default=None,
@@ -49,20 +59,20 @@ def main(argv: list[str] | None = None) -> int:
         work = args.workdir or Path(tmp)
         epochs = args.epochs or (4 if args.suite in ("heads", "span-first") else 10)
         if args.suite == "re":
-            from spanfirst.bench.re import run as run_re
+            from benchmarks.re import run as run_re
 
             body = run_re(args.data.resolve(), work, epochs=epochs)
         elif args.suite == "ner":
-            from spanfirst.bench.ner import run
+            from benchmarks.ner import run
 
             body = run(args.data.resolve(), work, epochs=epochs)
         elif args.suite == "sweep":
-            from spanfirst.bench.sweep import run as run_sweep_bench
+            from benchmarks.sweep import run as run_sweep_bench
 
             body = run_sweep_bench(work)
         elif args.suite in ("sweep-efficiency", "sweep-efficiency-ner"):
-            from spanfirst.bench.sweep_efficiency import Setup, default_seeds
-            from spanfirst.bench.sweep_efficiency import run as run_efficiency
+            from benchmarks.sweep_efficiency import Setup, default_seeds
+            from benchmarks.sweep_efficiency import run as run_efficiency
 
             task = "ner" if args.suite.endswith("-ner") else "re"
             seeds = tuple(args.seeds or default_seeds(task))
@@ -73,28 +83,44 @@ def main(argv: list[str] | None = None) -> int:
                           budget=args.budget or Setup.budget)
             body = run_efficiency(args.data.resolve(), work, png, setup)
         elif args.suite == "heads":
-            from spanfirst.bench.heads import run as run_heads
+            from benchmarks.heads import run as run_heads
 
             body = run_heads(args.data.resolve(), work, epochs=epochs, png=args.doc.parent / "heads_f1_vs_time.png")
         elif args.suite == "heads-wnut17":
-            from spanfirst.bench.heads_wnut import run as run_heads_wnut
+            from benchmarks.heads_wnut import run as run_heads_wnut
 
             body = run_heads_wnut(args.data.resolve(), work)
         elif args.suite == "span-first":
-            from spanfirst.bench.span_first import run as run_span_first
+            from benchmarks.span_first import run as run_span_first
 
             body = run_span_first(args.data.resolve(), work, epochs=epochs)
         elif args.suite == "faults":
-            from spanfirst.bench.faults import run as run_faults
+            from benchmarks.faults import run as run_faults
 
             body = run_faults(work)
             args.doc = args.doc.parent / "reliability.md"
         elif args.suite == "soak":
-            from spanfirst.bench.soak import run as run_soak
+            from benchmarks.soak import run as run_soak
 
             body = run_soak(args.data.resolve(), work)
+        elif args.suite == "train-speed":
+            from benchmarks.train_speed import run as run_train_speed
+
+            body = run_train_speed(args.data.resolve(), work, args.encoder)
+        elif args.suite == "heads-klue":
+            from benchmarks.heads_klue import run as run_heads_klue
+
+            body = run_heads_klue(args.data.resolve(), work, args.encoder)
+        elif args.suite == "re-klue":
+            from benchmarks.re_klue import run as run_re_klue
+
+            body = run_re_klue(args.data.resolve(), work, args.encoder, **({"epochs": args.epochs} if args.epochs else {}))
+        elif args.suite == "re-klue-analysis":
+            from benchmarks.re_klue import analysis
+
+            body = analysis(args.data.resolve(), work, args.encoder, **({"epochs": args.epochs} if args.epochs else {}))
         elif args.suite == "serve":
-            from spanfirst.bench.serve import run as run_serve_bench
+            from benchmarks.serve import run as run_serve_bench
 
             body = run_serve_bench(args.data.resolve(), work)
     write_section(args.doc, args.suite, body)

@@ -1,4 +1,4 @@
-"""A node lost mid-sweep (the scenario of ``spanfirst.bench.faults``): its trial moves to another
+"""A node lost mid-sweep (the scenario of ``benchmarks.faults``): its trial moves to another
 node and finishes there, resumed from its latest checkpoint in the same MLflow run
 (``trial.max_failures: auto`` is 2 on a multi-node cluster). The node is a real Ray node of
 ``ray.cluster_utils.Cluster`` whose raylet and worker processes are killed (``remove_node``), as a
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from spanfirst.bench.faults import measure_node_loss, mlflow_steps
+from benchmarks.faults import measure_node_loss, mlflow_steps
 
 SPACE = """\
 base: {base}

@@ -1,6 +1,6 @@
 """The heads benchmark's cost timing builds every head, span-first's fitted bins included."""
 
-from spanfirst.bench.heads import HEADS, head_costs
+from benchmarks.heads import HEADS, head_costs
 from spanfirst.data.types import Example, Span
 
 

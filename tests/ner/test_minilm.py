@@ -5,7 +5,7 @@ them through the same ``from_pretrained`` loading as any hub model. Skipped with
 import pytest
 import torch
 
-from spanfirst.bench.heads_wnut import MINILM_MISSING, minilm_path
+from benchmarks.heads_wnut import MINILM_MISSING, minilm_path
 from spanfirst.config import NerRunConfig, apply_overrides
 from spanfirst.data.types import Example, Span
 from spanfirst.ner.features import align_examples, collate

@@ -313,9 +313,9 @@ def test_predict_pipeline_runs_the_registered_models(served, tmp_path):
 
 
 def test_a_short_soak_gets_no_5xx_and_a_4xx_for_every_bad_request(served):
-    """The soak benchmark's request mix (spanfirst.bench.soak), scaled down: concurrent clients,
+    """The soak benchmark's request mix (benchmarks.soak), scaled down: concurrent clients,
     valid and invalid requests; every invalid one is a 4xx, nothing is a 5xx, memory stays bounded."""
-    from spanfirst.bench.soak import cases, soak, verdict
+    from benchmarks.soak import cases, soak, verdict
     from spanfirst.serving.settings import DEFAULT_CONFIG
 
     re_rows = [{"text": r["text"], **{f"{side}_{key}": r[side][key] for side in ("subject", "object")

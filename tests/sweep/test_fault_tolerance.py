@@ -1,5 +1,5 @@
 """Trials survive a lost process: a real sweep whose trial processes are killed with SIGKILL
-mid-epoch (the scenario of ``spanfirst.bench.faults``). One trial is killed once and resumes from
+mid-epoch (the scenario of ``benchmarks.faults``). One trial is killed once and resumes from
 its latest checkpoint (not from epoch 0) in the same MLflow run; another is killed once more than
 ``trial.max_failures`` allows and ends ``failed`` with the error in MLflow; the sweep goes on,
 finishes every trial and registers the best."""
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from spanfirst.bench.faults import measure_kills, mlflow_steps, recovery
+from benchmarks.faults import measure_kills, mlflow_steps, recovery
 
 
 @pytest.mark.slow

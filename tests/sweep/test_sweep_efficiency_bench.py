@@ -1,7 +1,7 @@
 """The sweep-efficiency benchmark's own maths and options (no sweeps run here)."""
 import pytest
 
-from spanfirst.bench.sweep_efficiency import BASELINE, Setup, _cli_options, curve, first_reaching
+from benchmarks.sweep_efficiency import BASELINE, Setup, _cli_options, curve, first_reaching
 
 
 def test_curve_keeps_the_best_so_far_and_counts_trial_epochs():

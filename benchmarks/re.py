@@ -10,13 +10,13 @@ from pathlib import Path
 
 import torch
 
-from spanfirst.bench.report import table
+from benchmarks.report import table
 from spanfirst.config import RunConfig, apply_overrides, load_config
 from spanfirst.re.predictor import RePredictor
 from spanfirst.re.reader import read_re
 from spanfirst.train.trainer import run_training
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 # (marker style, pooling, use [CLS]) — pooling choices under typed markers, then marker styles
 VARIANTS = [

@@ -9,8 +9,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from spanfirst.bench import heads
-from spanfirst.bench.report import table
+from benchmarks import heads
+from benchmarks.report import table
 from spanfirst.config import apply_overrides
 
 DESIGN = {"ner.length_bins": [[1, 1], [2, 2], [3, 4], [5, 6]], "ner.representative_lengths": [1, 2, 3, 6],

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spanfirst.bench.report import table
+from benchmarks.report import table
 
 CLIENTS = 4
 REQUESTS = 800  # per model, over all clients
@@ -225,7 +225,7 @@ def section(results: dict[str, dict[str, Any]], max_text_chars: int, max_batch_s
 
 def run(data_dir: Path, work: Path) -> str:
     """Train and register both quickstart models (reused from ``work``), soak each; the markdown section."""
-    from spanfirst.bench.serve import load_inputs, train_and_register
+    from benchmarks.serve import load_inputs, train_and_register
     from spanfirst.serving.server import ModelServer
     from spanfirst.serving.settings import DEFAULT_CONFIG
 

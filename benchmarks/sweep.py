@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from spanfirst.bench.report import table
+from benchmarks.report import table
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "search_spaces" / "quickstart.yaml"
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from spanfirst.bench.report import table
+from benchmarks.report import table
 from spanfirst.config import RunConfig, apply_overrides, load_config
 from spanfirst.data.alignment import AlignedExample, encode
 from spanfirst.data.readers import read_ner
@@ -24,7 +24,7 @@ from spanfirst.ner.predictor import NerPredictor
 from spanfirst.tasks import to_device
 from spanfirst.train.trainer import TrainingResult, run_training
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def base_config(data_dir: Path, out: Path, epochs: int) -> RunConfig:

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spanfirst.bench.report import table
+from benchmarks.report import table
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "spanfirst" / "configs"
 
 KILL_SPACE = """\

@@ -10,7 +10,7 @@ based ASHA, (h) TPE + Ray's ASHA and (i) random search without early stopping (w
 alone is worth). The row of the shipped default (the task's space file's scheduler, search and first
 trial) says so.
 
-``task="re"``: KLUE-RE with search_spaces/re.yaml's space; ``task="ner"``: KLUE-NER with the
+``task="re"``: KLUE-RE with search_spaces/quickstart_re.yaml's space; ``task="ner"``: KLUE-NER with the
 span-first knobs of search_spaces/ner_span_first.yaml (learning rates in the tiny encoder's range,
 no LoRA: a random 2-layer encoder is not a base-size one), both on the tiny offline backbone.
 
@@ -31,14 +31,14 @@ from typing import Any
 
 import yaml
 
-from spanfirst.bench.report import table
-from spanfirst.bench.sweep import timed_sweep
+from benchmarks.report import table
+from benchmarks.sweep import timed_sweep
 from spanfirst.sweep.runner import first_trial, startup_trials
 from spanfirst.sweep.space import SchedulerSpec, SearchSpec, load_space
 from spanfirst.sweep.summary import SCHEDULER_STOPS
 
-REPO = Path(__file__).resolve().parents[2]
-RE_SPACE = REPO / "search_spaces" / "re.yaml"
+REPO = Path(__file__).resolve().parents[1]
+RE_SPACE = REPO / "search_spaces" / "quickstart_re.yaml"
 TARGET_SHARE = 0.95  # the target: this share of the best score any strategy reached
 
 
@@ -348,7 +348,7 @@ def run(data_dir: Path, work: Path, png: Path, setup: Setup = Setup()) -> str:
         + ("all 1,000 rows of `klue-re-dev.csv`" if setup.task == "re" else "the first 500 sentences of "
            "`klue-ner-dev.tsv`")
         + "), the tiny offline backbone, "
-        + ("the search space of `search_spaces/re.yaml` (focal gamma/alpha, label smoothing, markers, pooling, LR "
+        + ("the search space of `search_spaces/quickstart_re.yaml` (focal gamma/alpha, label smoothing, markers, pooling, LR "
            "schedule, LR)" if setup.task == "re" else "the span-first knobs of `search_spaces/ner_span_first.yaml` "
            "(focal loss, label smoothing, length coverage, span representation, type decision, top-k, warm-up, "
            "dropout; learning rates in the tiny encoder's range, no LoRA)")

@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
-from spanfirst.bench.heads import head_costs, mean_spread
-from spanfirst.bench.ner import inference_speed, reuse_or_train
-from spanfirst.bench.report import table
-from spanfirst.bench.sweep import timed_sweep
+from benchmarks.heads import head_costs, mean_spread
+from benchmarks.ner import inference_speed, reuse_or_train
+from benchmarks.report import table
+from benchmarks.sweep import timed_sweep
 from spanfirst.config import NerRunConfig, apply_overrides, load_config
 from spanfirst.data.readers import read_ner
 from spanfirst.evaluate import evaluate_checkpoint
@@ -70,7 +70,7 @@ def base_config(data_dir: Path, out: Path, setup: Setup) -> NerRunConfig:
     wnut, minilm = data_dir / "wnut17", minilm_path()
     if minilm is None:
         raise SystemExit(f"heads-wnut17: {MINILM_MISSING}")
-    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "quickstart_ner.yaml")
+    cfg = load_config(Path(__file__).resolve().parents[1] / "spanfirst" / "configs" / "quickstart_ner.yaml")
     return apply_overrides(cfg, {
         "name": "bench-heads-wnut17", "data.format": "conll",
         "data.train": str(wnut / "wnut17-train.conll"), "data.dev": str(wnut / "wnut17-dev.conll"),
@@ -82,8 +82,9 @@ def base_config(data_dir: Path, out: Path, setup: Setup) -> NerRunConfig:
 
 
 def tune_lr(cfg: NerRunConfig, work: Path, label: str, head: str, overrides: dict[str, Any],
-            setup: Setup) -> tuple[float, list[tuple[float, float]]]:
-    """The platform's sweep over ``setup.lr_grid`` for one head: (best lr, [(lr, dev F1)])."""
+            setup: Setup, tag: str = "wnut17") -> tuple[float, list[tuple[float, float]]]:
+    """The platform's sweep over ``setup.lr_grid`` (``setup.sweep_epochs`` each) for one head:
+    (best lr, [(lr, dev F1)]). ``tag`` names the MLflow experiment and model."""
     work.mkdir(parents=True, exist_ok=True)
     base = work / "base.yaml"
     base.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -93,7 +94,7 @@ def tune_lr(cfg: NerRunConfig, work: Path, label: str, head: str, overrides: dic
         "scheduler": {"type": "none", "max_epochs": setup.sweep_epochs},
         "search": {"algorithm": "random", "num_samples": 1, "max_concurrent": 1, "seed": 0},
         "trial": {"workers": 1, "cpus_per_worker": 2},
-        "mlflow": {"experiment": f"bench-wnut17-lr-{head}", "registered_model": f"bench-wnut17-{head}"},
+        "mlflow": {"experiment": f"bench-{tag}-lr-{head}", "registered_model": f"bench-{tag}-{head}"},
         "overrides": {"model.head": head, **overrides},
         "space": {"train.lr_backbone": {"grid": list(setup.lr_grid)}},
     }, sort_keys=False), encoding="utf-8")
@@ -101,7 +102,7 @@ def tune_lr(cfg: NerRunConfig, work: Path, label: str, head: str, overrides: dic
     rows = list(csv.DictReader(done.open(encoding="utf-8"))) if done else timed_sweep(work, space=space)["rows"]
     scores = sorted((float(r["train.lr_backbone"]), float(r["score"] or 0.0)) for r in rows)
     best = max(scores, key=lambda x: x[1])[0]
-    print(f"[heads-wnut17] {label}: lr sweep {scores} -> {best:g}", flush=True)
+    print(f"[heads-{tag}] {label}: lr sweep {scores} -> {best:g}", flush=True)
     return best, scores
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 
 from spanfirst.backbone import ensure_tiny_backbone, load_encoder, load_tokenizer
-from spanfirst.bench.ner import base_config, inference_speed, reuse_or_train
-from spanfirst.bench.report import table
+from benchmarks.ner import base_config, inference_speed, reuse_or_train
+from benchmarks.report import table
 from spanfirst.config import NerRunConfig, RunConfig, TinyBackboneConfig, apply_overrides
 from spanfirst.data.readers import read_ner
 from spanfirst.data.types import Example, Span

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from spanfirst.bench.report import table
+from benchmarks.report import table
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "spanfirst" / "configs"
 LATENCY_REQUESTS = 300
 BATCH = 32
