@@ -310,13 +310,58 @@ def resolve_backbone(backbone: str, tiny: TinyBackboneConfig, train_texts: list[
     return backbone
 
 
-def build_encoder(name_or_path: str, tokenizer, lora: LoraConfig) -> nn.Module:
+class AddedRowsEmbedding(nn.Module):
+    """Input word embeddings whose pretrained rows are a frozen buffer and whose rows for tokens
+    the task added (the last ``added`` ids) are a trained parameter (``model.freeze_word_embeddings``).
+
+    A buffer, not a parameter without gradients: nothing that switches the backbone's parameters
+    on (the two-stage recipe, LoRA) can make it train, and the optimizer never holds state for it.
+    :meth:`merged` gives the plain ``nn.Embedding`` a checkpoint saves."""
+
+    def __init__(self, embedding: nn.Embedding, pretrained_rows: int) -> None:
+        super().__init__()
+        weight = embedding.weight.detach()
+        self.register_buffer("pretrained", weight[:pretrained_rows].clone())
+        self.added = nn.Parameter(weight[pretrained_rows:].clone())
+        self.padding_idx = embedding.padding_idx
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.pretrained.shape[0] + self.added.shape[0]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.pretrained.shape[1]
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        n = self.pretrained.shape[0]
+        out = nn.functional.embedding(input_ids.clamp(max=n - 1), self.pretrained)
+        new = input_ids >= n
+        if self.added.shape[0] and bool(new.any()):
+            added = nn.functional.embedding((input_ids - n).clamp(min=0), self.added)
+            out = torch.where(new.unsqueeze(-1), added, out)
+        return out
+
+    def merged(self) -> nn.Embedding:
+        """A plain embedding with every row (what ``save_pretrained`` writes)."""
+        weight = torch.cat([self.pretrained, self.added.detach()])
+        return nn.Embedding.from_pretrained(weight, freeze=False, padding_idx=self.padding_idx)
+
+
+def build_encoder(name_or_path: str, tokenizer, lora: LoraConfig, freeze_word_embeddings: bool = False) -> nn.Module:
     """The encoder for training: embeddings resized to tokens the task added to ``tokenizer``
-    (entity markers, prompt tokens) and, with LoRA, adapters (the resized embeddings train fully)."""
+    (entity markers, prompt tokens); ``freeze_word_embeddings``: only those added rows of the word
+    embeddings train (:class:`AddedRowsEmbedding`); with LoRA, adapters (and the word embeddings
+    train fully where tokens were added, unless frozen)."""
     encoder = load_encoder(name_or_path)
     added = len(tokenizer) > encoder.get_input_embeddings().num_embeddings
     if added:
         encoder.resize_token_embeddings(len(tokenizer))
+    if freeze_word_embeddings:
+        # the rows from the backbone's own vocabulary on (an encoder may have spare rows past it,
+        # which the task's added tokens then take) are the task's: they train
+        own = min(len(load_tokenizer(name_or_path)), encoder.get_input_embeddings().num_embeddings)
+        encoder.set_input_embeddings(AddedRowsEmbedding(encoder.get_input_embeddings(), own))
     if lora.enabled:
-        encoder = apply_lora(encoder, lora, train_embeddings=added)
+        encoder = apply_lora(encoder, lora, train_embeddings=added and not freeze_word_embeddings)
     return encoder

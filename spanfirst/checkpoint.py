@@ -116,10 +116,34 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def _plain_encoder(encoder: nn.Module) -> nn.Module:
-    """The encoder with any LoRA adapters merged, leaving the training model untouched."""
+    """The encoder as ``from_pretrained`` reads it back: LoRA adapters merged and partly frozen word
+    embeddings (:class:`~spanfirst.backbone.AddedRowsEmbedding`) made plain, leaving the training
+    model untouched (a shallow copy shares every other module)."""
+    from spanfirst.backbone import AddedRowsEmbedding
+
     if hasattr(encoder, "merge_and_unload"):
-        return copy.deepcopy(encoder).merge_and_unload()
+        encoder = copy.deepcopy(encoder).merge_and_unload()
+    embeddings = encoder.get_input_embeddings()
+    if isinstance(embeddings, AddedRowsEmbedding):
+        encoder = _with_input_embeddings(encoder, embeddings.merged())
     return encoder
+
+
+def _with_input_embeddings(encoder: nn.Module, embeddings: nn.Module) -> nn.Module:
+    """A copy of ``encoder`` whose input embeddings are ``embeddings``; the copy shares every other
+    submodule (shallow copies along the path to the embeddings only)."""
+    target = encoder.get_input_embeddings()
+    path = next(name for name, m in encoder.named_modules() if m is target).split(".")
+    root = copy.copy(encoder)
+    root._modules = dict(root._modules)
+    node = root
+    for part in path[:-1]:
+        child = copy.copy(node._modules[part])
+        child._modules = dict(child._modules)
+        node._modules[part] = child
+        node = child
+    node._modules[path[-1]] = embeddings
+    return root
 
 
 def save(model: nn.Module, tokenizer: Any, cfg: RunConfig, labels: dict[str, Any], out: str | Path,
@@ -182,6 +206,30 @@ class Checkpoint:
         return model, tokenizer
 
 
+#: Settings whose default changed after checkpoints of this format were written: a saved config
+#: without the key was trained (and decodes) with the old value, not the new default.
+LEGACY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ner": {
+        "ner.global_pointer.threshold": 0.5,  # a positive logit; now "auto" (chosen on dev)
+        "ner.max_edge_trim": 0,  # entities on token boundaries; a checkpoint without the edge head
+    },
+}
+
+
+def with_legacy_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """A saved config with the old value of every :data:`LEGACY_DEFAULTS` key it does not name."""
+    from spanfirst.config import DEFAULT_TASK, get_dotted
+
+    raw = copy.deepcopy(raw)
+    for dotted, value in LEGACY_DEFAULTS.get(raw.get("task", DEFAULT_TASK), {}).items():
+        if get_dotted(raw, dotted) is None:
+            node = raw
+            for part in dotted.split(".")[:-1]:
+                node = node.setdefault(part, {})
+            node[dotted.rsplit(".", 1)[-1]] = value
+    return raw
+
+
 def read(path: str | Path, task: str | None = None) -> Checkpoint:
     """The checkpoint at ``path``, its format version checked; ``task``: the task it must be."""
     path = Path(path)
@@ -205,7 +253,7 @@ def read(path: str | Path, task: str | None = None) -> Checkpoint:
     if task is not None and found != task:
         raise CheckpointError(f"{path}: a '{found}' checkpoint, not a '{task}' one")
     cfg_file = path / "config.yaml"
-    cfg = config_from_dict(read_yaml_mapping(cfg_file), str(cfg_file))
+    cfg = config_from_dict(with_legacy_defaults(read_yaml_mapping(cfg_file)), str(cfg_file))
     if cfg.task != found:
         raise CheckpointError(f"{path}: labels.json says task '{found}' but config.yaml says '{cfg.task}'")
     labels = {k: v for k, v in manifest.items() if k not in _MANIFEST_KEYS}

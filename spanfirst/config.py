@@ -102,6 +102,10 @@ class ModelConfig(Strict):
     backbone: str = "xlm-roberta-base"
     max_length: int = Field(128, ge=8)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    # The pretrained rows of the input word embeddings stay as loaded; rows of tokens the task adds
+    # (entity markers, GLiNER's prompt tokens) still train. A 250k-piece vocabulary (XLM-R, e5) is
+    # most of such an encoder's parameters, and AdamW updates every row each step when they train.
+    freeze_word_embeddings: bool = False
     lora: LoraConfig = Field(default_factory=LoraConfig)
     tiny: TinyBackboneConfig = Field(default_factory=TinyBackboneConfig)
 
@@ -140,11 +144,19 @@ class TopKConfig(Strict):
         return self
 
 
+# A decision threshold on a score in [0, 1], or "auto": chosen on dev after every evaluation (the
+# threshold maximising dev strict F1, saved in the checkpoint's config)
+Threshold = Annotated[float, Field(ge=0.0, le=1.0)] | Literal["auto"]
+
+
 class GlobalPointerConfig(Strict):
     """GlobalPointer and Efficient GlobalPointer heads (``model.head``)."""
 
     max_span_width: int = Field(12, ge=1)  # longest span (tokens) scored and predicted
     head_size: int = Field(64, ge=2)  # per-type (efficient: shared) query/key size; even for rotary
+    # Keep (span, type) pairs whose sigmoid score reaches this (0.5: a positive logit, the paper's
+    # rule); "auto": chosen on dev after each evaluation, as span-first's score_threshold
+    threshold: Threshold = "auto"
 
     @field_validator("head_size")
     @classmethod
@@ -158,7 +170,8 @@ class GlinerConfig(Strict):
     """GLiNER-style head: entity types given as ``[ENT] type ... [SEP]`` prompts before the text."""
 
     max_span_width: int = Field(12, ge=1)  # longest span (tokens) scored and predicted
-    threshold: float = Field(0.5, gt=0.0, lt=1.0)  # keep (span, type) pairs with sigmoid score above this
+    # keep (span, type) pairs whose sigmoid score reaches this; "auto": chosen on dev (as above)
+    threshold: Threshold = "auto"
     decoding: Literal["flat", "nested"] = "flat"  # greedy best-first; nested keeps spans inside spans
     # Negative type sampling per training batch: the batch's gold types plus randint(0, ratio) times
     # as many absent types, in shuffled order (0: gold types only).
@@ -200,7 +213,7 @@ class NerConfig(Strict):
     nesting: Literal["allow", "partial", "forbid"] = "forbid"
     # Keep spans scoring at least this; "auto": chosen on dev after each evaluation (the threshold
     # that maximises dev strict F1, logged and saved in the checkpoint's config).
-    score_threshold: float | Literal["auto"] = "auto"
+    score_threshold: Threshold = "auto"
     # Losses
     start_focal_gamma: float = Field(2.0, ge=0.0)
     start_focal_alpha: float = Field(0.5, ge=0.0, le=1.0)
@@ -215,6 +228,11 @@ class NerConfig(Strict):
     hard_negatives: int = Field(64, ge=0)
     partial_credit: bool = False
     loss_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # start, length, type
+    # Characters an entity's first or last token may carry outside it, learnt per edge (0 up to
+    # this many): a subword tokenizer glues Korean particles ("김흥국이": the piece "국이"), closing
+    # brackets ("54)") and the like onto entity edges, where a span of whole tokens cannot end.
+    # 0: entities start and end on token boundaries (the design).
+    max_edge_trim: int = Field(3, ge=0, le=8)
     # The other heads (model.head); span-first reads the settings above.
     global_pointer: GlobalPointerConfig = Field(default_factory=GlobalPointerConfig)
     gliner: GlinerConfig = Field(default_factory=GlinerConfig)
@@ -232,13 +250,6 @@ class NerConfig(Strict):
         if self.expand == "all":
             return list(range(1, self.length_bins[-1][1] + 1))
         return list(self.representative_lengths)
-
-    @field_validator("score_threshold")
-    @classmethod
-    def _threshold(cls, v: float | str) -> float | str:
-        if v != "auto" and not 0.0 <= v <= 1.0:
-            raise ValueError(f"score_threshold must be in [0, 1] or 'auto', got {v}")
-        return v
 
     @model_validator(mode="after")
     def _bins(self) -> "NerConfig":
@@ -280,6 +291,13 @@ class ReConfig(Strict):
     smoothing_min: float = Field(0.05, ge=0.0, lt=1.0)
     smoothing_max: float = Field(0.2, ge=0.0, lt=1.0)
     class_weights: Literal["none", "auto"] = "none"  # auto: inverse-log-frequency of the train labels
+    # Add log p(relation | subject type, object type), counted on the training data, to the logits
+    # (times a learnt weight, 1 at the start): the classifier learns what the sentence adds to the
+    # type pair, and starts where the type-pair baseline is.
+    type_prior: bool = False
+    # the prior's pseudo-counts: each pair's counts plus this many examples spread as the labels
+    # are over all of training (a pair seen a few times leans on the overall distribution)
+    type_prior_strength: float = Field(30.0, gt=0.0)
 
     @model_validator(mode="after")
     def _ranges(self) -> "ReConfig":
@@ -310,7 +328,12 @@ class TrainConfig(Strict):
     # (or its LoRA adapters) joins.
     freeze_backbone_epochs: int = Field(0, ge=0)
     seed: int = 42
-    threads_per_worker: int = Field(1, ge=1)
+    # torch threads and reserved CPUs per worker; "auto": the CPUs of the largest Ray node divided
+    # among the run's workers (resolved when the run starts; a sweep sets trial.cpus_per_worker)
+    threads_per_worker: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+    # Batches of similar lengths (each run of 50 batches' worth of the shuffled data sorted by
+    # length, the batches then shuffled): less padding, the same examples per epoch
+    group_by_length: bool = True
     # restarts after a lost worker process or node, each from the latest checkpoint; > 0 makes
     # every epoch write one (the model only when improved, the training state always)
     max_failures: int = Field(0, ge=0)

@@ -94,7 +94,8 @@ class Task(ABC):
     def build_encoder(self) -> nn.Module:
         from spanfirst.backbone import build_encoder
 
-        return build_encoder(self.prepared["backbone_path"], self.tokenizer, self.cfg.model.lora)
+        model = self.cfg.model
+        return build_encoder(self.prepared["backbone_path"], self.tokenizer, model.lora, model.freeze_word_embeddings)
 
     def label_info(self) -> dict[str, Any]:
         """What a checkpoint needs besides weights to decode (saved in its labels.json)."""
@@ -113,6 +114,10 @@ class Task(ABC):
 
     @abstractmethod
     def collate(self, items: Sequence[Any]) -> dict[str, Any]: ...
+
+    def item_lengths(self, items: Sequence[Any]) -> list[int] | None:
+        """Each item's padded length (tokens), for ``train.group_by_length``; None: not groupable."""
+        return None
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         """Task models return an output with ``.loss`` when the batch carries targets."""

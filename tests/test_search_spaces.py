@@ -15,7 +15,7 @@ FILES = find_space_files(SPACES)
 
 def test_the_shipped_spaces_are_there():
     names = {p.name for p in FILES}
-    assert {"quickstart.yaml", "ner_span_first.yaml", "re.yaml"} <= names, names
+    assert {"quickstart.yaml", "quickstart_re.yaml", "ner_span_first.yaml", "re.yaml"} <= names, names
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.relative_to(SPACES).as_posix() for p in FILES])

@@ -50,9 +50,13 @@ def param_groups(model: nn.Module, cfg: RunConfig) -> list[dict[str, Any]]:
 
 def set_backbone_trainable(model: nn.Module, trainable: bool, lora: bool) -> None:
     """Stage switch of the two-stage recipe; with LoRA only the adapters (and modules peft
-    was told to save whole, such as resized embeddings) ever train."""
+    was told to save whole, such as resized embeddings, and the added rows of frozen word
+    embeddings) ever train."""
+    from spanfirst.backbone import AddedRowsEmbedding
+
+    added = {id(p) for m in model.encoder.modules() if isinstance(m, AddedRowsEmbedding) for p in m.parameters()}
     for name, p in model.encoder.named_parameters():
-        p.requires_grad = trainable and (not lora or "lora_" in name or "modules_to_save" in name)
+        p.requires_grad = trainable and (not lora or "lora_" in name or "modules_to_save" in name or id(p) in added)
 
 
 def autocast(cfg: RunConfig, device: torch.device):
@@ -90,6 +94,25 @@ def epoch_shard(n: int, rank: int, world: int, seed: int) -> list[int]:
     random.Random(seed).shuffle(order)
     per_rank = math.ceil(n / world)
     return (order * world)[: per_rank * world][rank::world]
+
+
+GROUP_BATCHES = 50  # group_by_length sorts runs of this many batches' worth of the shuffle
+
+
+def epoch_batches(shard: list[int], batch_size: int, lengths: list[int] | None, seed: int) -> list[list[int]]:
+    """This rank's batches for one epoch, as item indices: the shard in order, or with ``lengths``
+    (``train.group_by_length``) each run of ``GROUP_BATCHES`` batches' worth of the shard sorted by
+    length (longest first) and cut into batches, whose order is then shuffled. The batch count is
+    the same either way, so every rank still steps the same number of times."""
+    if lengths is None:
+        return [shard[lo : lo + batch_size] for lo in range(0, len(shard), batch_size)]
+    run = batch_size * GROUP_BATCHES
+    batches: list[list[int]] = []
+    for lo in range(0, len(shard), run):
+        part = sorted(shard[lo : lo + run], key=lambda i: -lengths[i])
+        batches += [part[k : k + batch_size] for k in range(0, len(part), batch_size)]
+    random.Random(seed).shuffle(batches)
+    return batches
 
 
 def rng_state() -> dict[str, Any]:
@@ -145,6 +168,7 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
         if rank == 0 and t.progress:
             print(f"resuming after epoch {state['epoch']} (best dev_score so far {best:.4f})", flush=True)
     dev_idx = list(range(rank, len(dev_items), world))
+    lengths = task.item_lengths(train_items) if t.group_by_length else None
     progress = Progress(t.epochs, steps_per_epoch, rank, enabled=t.progress)
     first_step_at: float | None = None  # wall clock: sweeps measure a trial's start-up up to here
     for epoch in range(first_epoch, t.epochs + 1):
@@ -157,10 +181,10 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
         shard = epoch_shard(len(train_items), rank, world, t.seed + epoch)
         wrapped.train()
         loss_sum, n_steps = 0.0, 0
-        for lo in range(0, len(shard), t.batch_size):
+        for indices in epoch_batches(shard, t.batch_size, lengths, t.seed + epoch):
             if first_step_at is None:
                 first_step_at = time.time()
-            batch = task.collate([train_items[i] for i in shard[lo : lo + t.batch_size]])
+            batch = task.collate([train_items[i] for i in indices])
             batch = to_device(batch, device)
             with autocast(cfg, device):
                 loss = task.loss(wrapped, batch)
@@ -180,7 +204,7 @@ def run_epochs(task: Task, cfg: RunConfig, rank: int, world: int, device: torch.
             scheduler.step()
             loss_sum += float(loss.detach())
             n_steps += 1
-            progress.step(n_steps, len(shard[lo : lo + t.batch_size]) * world)
+            progress.step(n_steps, len(indices) * world)
         train_seconds = time.perf_counter() - started
         eval_started = time.perf_counter()
         with torch.no_grad(), autocast(cfg, device):
@@ -230,6 +254,11 @@ def _peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
+def auto_threads(node_cpus: float, workers: int) -> int:
+    """``train.threads_per_worker: auto``: a node's CPUs divided among the run's workers (at least 1)."""
+    return max(1, int(node_cpus) // max(workers, 1))
+
+
 def setup_process(cfg: RunConfig) -> None:
     """What every process that trains sets once: quiet transformers and Ray Train's per-report
     dumps (the progress lines replace them), this run's thread count."""
@@ -241,7 +270,10 @@ def setup_process(cfg: RunConfig) -> None:
 
     transformers.logging.set_verbosity_error()  # per-worker weight-loading reports and bars
     transformers.logging.disable_progress_bar()
-    torch.set_num_threads(cfg.train.threads_per_worker)
+    threads = cfg.train.threads_per_worker
+    if threads == "auto":  # (a run resolves it before its workers start; a bare call gets this machine's share)
+        threads = auto_threads(os.cpu_count() or 1, cfg.train.num_workers)
+    torch.set_num_threads(threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from spanfirst.checkpoint import copy_model
-from spanfirst.config import RunConfig, save_config
+from spanfirst.config import RunConfig, apply_overrides, save_config
 from spanfirst.tasks import get_task
-from spanfirst.train.loop import train_loop_per_worker
+from spanfirst.train.loop import auto_threads, train_loop_per_worker
 from spanfirst.train.ray_session import init_ray
 
 
@@ -45,6 +45,8 @@ def build_trainer(cfg: RunConfig, prepared: dict[str, Any], storage_path: str, n
     from ray.train.torch import TorchConfig, TorchTrainer
 
     t = cfg.train
+    if t.threads_per_worker == "auto":
+        raise ValueError("train.threads_per_worker is 'auto': resolve it first (resolve_threads)")
     per_worker = {"CPU": t.threads_per_worker}
     if t.use_gpu:
         per_worker["GPU"] = gpus_per_worker or 1
@@ -67,6 +69,19 @@ def build_trainer(cfg: RunConfig, prepared: dict[str, Any], storage_path: str, n
     )
 
 
+def resolve_threads(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with ``train.threads_per_worker: auto`` replaced by a number: the CPUs of the
+    largest node of the connected Ray cluster divided among ``train.num_workers`` (never more
+    threads than one node has cores, however the workers are spread)."""
+    if cfg.train.threads_per_worker != "auto":
+        return cfg
+    import ray
+
+    cpus = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=1.0)
+    return apply_overrides(cfg, {"train.threads_per_worker": auto_threads(cpus, cfg.train.num_workers)},
+                           "train.threads_per_worker: auto")
+
+
 @dataclass
 class TrainingResult:
     best_dir: Path | None
@@ -79,8 +94,9 @@ def run_training(cfg: RunConfig, address: str | None = None) -> TrainingResult:
     out = Path(cfg.train.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     prepared = get_task(cfg.task).prepare(cfg)  # reads and validates every file before Ray starts
-    save_config(cfg, out / "config.yaml")
     init_ray(address)
+    cfg = resolve_threads(cfg)
+    save_config(cfg, out / "config.yaml")
     history_file = out / "history.jsonl"
     history_file.unlink(missing_ok=True)
     # A fresh Ray run name per invocation: Ray Train restores a run's checkpoint state from an

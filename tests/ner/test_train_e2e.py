@@ -2,6 +2,7 @@
 reloads and predicts exactly what the run's own evaluation saw."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,8 @@ def test_ray_train_run_learns(trained):
     saved = load_config(result.best_dir / "config.yaml")  # what was fitted and calibrated is saved
     assert saved.ner.fitted and isinstance(saved.ner.score_threshold, float)
     assert saved.ner.score_threshold == pytest.approx(best["dev_calibrated_threshold"])
+    # threads_per_worker "auto": this machine's CPUs shared by the run's 2 workers
+    assert cfg.train.threads_per_worker == "auto" and saved.train.threads_per_worker == max(1, os.cpu_count() // 2)
 
 
 def test_checkpoint_reloads_and_predicts_what_the_run_evaluated(trained, tmp_path):
