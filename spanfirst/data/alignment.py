@@ -114,6 +114,9 @@ class AlignedExample:
     # whole text; None when the item is the whole (or the truncated) text.
     window: Any = None
     source: int = -1  # index of the example it came from
+    # per gold span: characters of its first and of its last token outside the entity (an edge
+    # inside a token, see edge_trims); empty: none
+    trims: list[tuple[int, int]] = field(default_factory=list)
 
 
 def align_entities(enc: Encoded, entities: list[Span], type_to_id: dict[str, int]) -> tuple[
@@ -138,3 +141,18 @@ def align_entities(enc: Encoded, entities: list[Span], type_to_id: dict[str, int
         gold.add((tok[0], tok[1], type_to_id[span.type]))
     report.examples_truncated = int(covered < len(enc.text.rstrip()))
     return sorted(gold), report
+
+
+def edge_trims(enc: Encoded, entities: list[Span], gold: list[tuple[int, int, int]],
+               type_to_id: dict[str, int]) -> list[tuple[int, int]]:
+    """Per ``gold`` token span (as :func:`align_entities` placed ``entities``): how many characters
+    of its first token precede the entity and of its last token follow it. "김흥국" in the pieces
+    "김", "흥", "국이" ends one character before its last token: (0, 1)."""
+    trims: dict[tuple[int, int, int], tuple[int, int]] = {}
+    for span in entities:
+        tok = char_to_token_span(enc, span.start, span.end)
+        if tok is None:
+            continue
+        a, b = token_to_char_span(enc, *tok)
+        trims.setdefault((tok[0], tok[1], type_to_id[span.type]), (max(span.start - a, 0), max(b - span.end, 0)))
+    return [trims.get(g, (0, 0)) for g in gold]

@@ -22,6 +22,7 @@ class SentencePrediction:
     candidates: int | None = None  # spans the head scored (None: it scores no spans, BIO)
     gold_in_candidates: int | None = None
     length_pairs: list[tuple[int, int]] = field(default_factory=list)  # (gold bin, predicted bin) at gold starts
+    exact_from: float = 0.0  # the lowest threshold the spans are exact for (a capped calibration decode)
 
 
 _UNPLACED = -10  # token position of gold entities that never made it onto tokens: never matched

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from spanfirst.data.alignment import AlignedExample, AlignmentReport, Encoded, align_entities, encode
+from spanfirst.data.alignment import AlignedExample, AlignmentReport, Encoded, align_entities, edge_trims, encode
 from spanfirst.data.types import Example
 from spanfirst.ner.heads.common import GoldSpans
 from spanfirst.ner.windows import TextWindows, Window
@@ -35,8 +35,9 @@ def align_examples(
                 items, rep = _align_windows(encs, ex, type_to_id, i + j)
                 out += items
             else:
-                gold, rep = align_entities(encs[0][1], ex.entities, type_to_id)
-                out.append(AlignedExample(encs[0][1], gold, source=i + j))
+                enc = encs[0][1]
+                gold, rep = align_entities(enc, ex.entities, type_to_id)
+                out.append(AlignedExample(enc, gold, source=i + j, trims=edge_trims(enc, ex.entities, gold, type_to_id)))
             report.add(rep)
     return out, report
 
@@ -64,7 +65,8 @@ def _align_windows(windows: list[tuple[Window, Encoded]], ex: Example, type_to_i
     for win, enc in windows:
         chars = [ab for ab, m in zip(enc.offsets, enc.text_mask) if m]
         inside = [s for s in ex.entities if chars[0][0] <= s.start and s.end <= chars[-1][1]]
-        items.append(AlignedExample(enc, align_entities(enc, inside, type_to_id)[0], win, source))
+        gold = align_entities(enc, inside, type_to_id)[0]
+        items.append(AlignedExample(enc, gold, win, source, edge_trims(enc, inside, gold, type_to_id)))
         held = set(inside)
         first_seen = [s for s in unplaced if s in held]  # each entity reported by the first window holding it
         unplaced = [s for s in unplaced if s not in held]
@@ -83,13 +85,15 @@ def collate(items: Sequence[AlignedExample], pad_id: int) -> dict[str, object]:
     input_ids = torch.full((B, T), pad_id, dtype=torch.long)
     attention = torch.zeros((B, T), dtype=torch.long)
     text_mask = torch.zeros((B, T), dtype=torch.bool)
-    gb, gs, ge, gt = [], [], [], []
+    gb, gs, ge, gt, trims = [], [], [], [], []
     for i, it in enumerate(items):
         n = len(it.enc.input_ids)
         input_ids[i, :n] = torch.tensor(it.enc.input_ids)
         attention[i, :n] = 1
         text_mask[i, :n] = torch.tensor(it.enc.text_mask)
-        for s, e, t in it.gold:
+        for k, (s, e, t) in enumerate(it.gold):
             gb.append(i), gs.append(s), ge.append(e), gt.append(t)
-    gold = GoldSpans(*(torch.tensor(v, dtype=torch.long) for v in (gb, gs, ge, gt)))
+            trims.append(it.trims[k] if it.trims else (0, 0))
+    trim = torch.tensor(trims, dtype=torch.long).reshape(-1, 2)
+    gold = GoldSpans(*(torch.tensor(v, dtype=torch.long) for v in (gb, gs, ge, gt)), trim[:, 0], trim[:, 1])
     return {"input_ids": input_ids, "attention_mask": attention, "text_mask": text_mask, "gold": gold}

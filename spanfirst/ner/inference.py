@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from spanfirst.data.alignment import AlignedExample, token_to_char_span
+from spanfirst.data.alignment import AlignedExample, Encoded, token_to_char_span
 from spanfirst.ner.candidates import length_to_bin
 from spanfirst.ner.evaluation import SentencePrediction
 from spanfirst.ner.features import collate
@@ -38,7 +38,9 @@ def decode_items(
         dec = model.decode(batch["input_ids"], batch["attention_mask"], batch["text_mask"])
         for j, it in enumerate(chunk):
             spans = dec.spans[j]
-            chars = [(*token_to_char_span(it.enc, s, e), types[t - 1], sc) for s, e, t, sc in spans]
+            trims = dec.trims[j] if dec.trims is not None else [(0, 0)] * len(spans)
+            chars = [(*trimmed_char_span(it.enc, s, e, trim), types[t - 1], sc)
+                     for (s, e, t, sc), trim in zip(spans, trims)]
             pairs = []
             if dec.length_pred is not None and length_bins is not None:
                 lengths = torch.tensor([e - s + 1 for s, e, _ in it.gold] or [1])
@@ -48,8 +50,21 @@ def decode_items(
                 index=indices[order[lo + j]], token_spans=spans, char_spans=chars,
                 candidates=None if dec.candidates_per_sentence is None else dec.candidates_per_sentence[j],
                 gold_in_candidates=_gold_in_candidates(dec, j, it.gold), length_pairs=pairs,
+                exact_from=dec.exact_from[j] if dec.exact_from is not None else 0.0,
             ))
     return out
+
+
+def trimmed_char_span(enc: Encoded, start: int, end: int, trim: tuple[int, int]) -> tuple[int, int]:
+    """The characters of a token span less ``trim`` (characters of its first / last token outside
+    the entity), each trim kept within its token and the span never emptied."""
+    a, b = token_to_char_span(enc, start, end)
+    first_len = enc.offsets[start][1] - enc.offsets[start][0]
+    last_len = enc.offsets[end][1] - enc.offsets[end][0]
+    head, tail = min(trim[0], first_len - 1), min(trim[1], last_len - 1)
+    if a + max(head, 0) >= b - max(tail, 0):
+        return a, b
+    return a + max(head, 0), b - max(tail, 0)
 
 
 def _gold_in_candidates(dec: DecodedBatch, j: int, gold: list[tuple[int, int, int]]) -> int | None:

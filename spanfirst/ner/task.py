@@ -164,6 +164,9 @@ class NerTask(Task):
     def collate(self, items: Sequence[AlignedExample]) -> dict[str, Any]:
         return collate(items, self.tokenizer.pad_token_id)
 
+    def item_lengths(self, items: Sequence[AlignedExample]) -> list[int]:
+        return [len(it.enc.input_ids) for it in items]
+
     # -- evaluation -------------------------------------------------------------------------
     def predict(self, model: nn.Module, items: Sequence[AlignedExample], indices: Sequence[int]) -> list[SentencePrediction]:
         self._model = model
@@ -202,7 +205,8 @@ class NerTask(Task):
         key, _fallback = pending
         gold = [[(s.start, s.end, s.type) for s in ex.entities] for ex in self.prepared["dev"]]
         preds = sorted(merged, key=lambda p: p.index)
-        threshold, f1 = best_threshold(gold, [p.char_spans for p in preds])
+        # a capped calibration decode is exact only from the highest score some sentence lost on
+        threshold, f1 = best_threshold(gold, [p.char_spans for p in preds], floor=max(p.exact_from for p in preds))
         for p in merged:
             keep = [i for i, (_, _, _, sc) in enumerate(p.char_spans) if sc >= threshold]
             p.char_spans = [p.char_spans[i] for i in keep]
@@ -245,5 +249,6 @@ class NerTask(Task):
                 index=k, token_spans=[(s, e, type_id.get(t, 0), sc) for s, e, t, sc, _, _ in spans],
                 char_spans=[(a, b, t, sc) for _, _, t, sc, a, b in spans],
                 candidates=sum(counted) if counted else None, gold_in_candidates=sum(found) if found else None,
-                length_pairs=[pair for p in preds for pair in p.length_pairs]))
+                length_pairs=[pair for p in preds for pair in p.length_pairs],
+                exact_from=max(p.exact_from for p in preds)))
         return aligned, merged

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+import torch
+
 from spanfirst.data.types import RelationExample
 
 
@@ -35,3 +37,17 @@ class TypePairBaseline:
 
     def predict(self, examples: Sequence[RelationExample]) -> list[str]:
         return [self.by_pair.get((ex.subject.type, ex.object.type), self.fallback) for ex in examples]
+
+
+def type_pair_log_prior(subject_types: Sequence[int], object_types: Sequence[int], labels: Sequence[int],
+                        num_types: int, num_labels: int, strength: float) -> torch.Tensor:
+    """(T + 1, T + 1, C) ``log p(label | subject type, object type)`` from training examples (type
+    ids below ``num_types``; id ``num_types`` stands for a type never seen in training): each pair's
+    label counts plus ``strength`` pseudo-examples spread as the labels are over all of training,
+    so a rare pair leans on the overall distribution and an unseen one is exactly it."""
+    counts = torch.zeros(num_types + 1, num_types + 1, num_labels, dtype=torch.float64)
+    for s, o, y in zip(subject_types, object_types, labels):
+        counts[s, o, y] += 1
+    overall = (counts.sum(dim=(0, 1)) + 1.0) / (counts.sum() + num_labels)  # every label some mass
+    smoothed = counts + strength * overall
+    return (smoothed / smoothed.sum(dim=-1, keepdim=True)).log().float()

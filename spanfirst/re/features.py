@@ -30,6 +30,9 @@ class ReFeature:
     object_marker: int
     label: int = IGNORE
     windowed: bool = False
+    # the entity types as ids into the training entity types (that many: a type not seen in training)
+    subject_type: int = 0
+    object_type: int = 0
 
 
 @dataclass
@@ -115,8 +118,11 @@ def featurize_one(marked: Marked, ids: list[int], offsets: list[tuple[int, int]]
 
 
 def featurize(tokenizer, examples: Sequence[RelationExample], style: str, vocab: Sequence[str],
-              label_to_id: dict[str, int] | None, max_length: int, chunk: int = 256) -> tuple[list[ReFeature], WindowReport]:
-    """Mark, tokenise (untruncated) and window every example; ``label_to_id`` None: unlabeled."""
+              label_to_id: dict[str, int] | None, max_length: int, entity_types: Sequence[str] = (),
+              chunk: int = 256) -> tuple[list[ReFeature], WindowReport]:
+    """Mark, tokenise (untruncated) and window every example; ``label_to_id`` None: unlabeled.
+    ``entity_types``: the training entity types, which the features' type ids index."""
+    type_id = {t: i for i, t in enumerate(entity_types)}
     report = WindowReport()
     out: list[ReFeature] = []
     for lo in range(0, len(examples), chunk):
@@ -126,8 +132,11 @@ def featurize(tokenizer, examples: Sequence[RelationExample], style: str, vocab:
                         truncation=False, verbose=False)
         for i, (ex, m) in enumerate(zip(part, marked)):
             label = label_to_id[ex.label] if label_to_id is not None else IGNORE
-            out.append(featurize_one(m, enc["input_ids"][i], enc["offset_mapping"][i], max_length, label,
-                                     ex.id or str(lo + i), report))
+            feature = featurize_one(m, enc["input_ids"][i], enc["offset_mapping"][i], max_length, label,
+                                    ex.id or str(lo + i), report)
+            feature.subject_type = type_id.get(ex.subject.type, len(type_id))
+            feature.object_type = type_id.get(ex.object.type, len(type_id))
+            out.append(feature)
     return out, report
 
 
@@ -146,5 +155,7 @@ def collate(items: Sequence[ReFeature], pad_id: int) -> dict[str, torch.Tensor]:
         "object_span": torch.tensor([it.object for it in items], dtype=torch.long),  # (B, 2)
         "subject_marker": torch.tensor([it.subject_marker for it in items], dtype=torch.long),  # (B,)
         "object_marker": torch.tensor([it.object_marker for it in items], dtype=torch.long),  # (B,)
+        "subject_type": torch.tensor([it.subject_type for it in items], dtype=torch.long),  # (B,)
+        "object_type": torch.tensor([it.object_type for it in items], dtype=torch.long),  # (B,)
         "labels": torch.tensor([it.label for it in items], dtype=torch.long),  # (B,)
     }

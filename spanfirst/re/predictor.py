@@ -28,6 +28,7 @@ class RePredictor:
         self.negative: str = labels.get("negative_label", cfg.data.negative_label)
         self.marker_style: str = labels.get("marker_style", cfg.re.marker_style)
         self.markers: list[str] = labels.get("marker_tokens", [])
+        self.entity_types: list[str] = labels.get("entity_types", [])
         add_marker_tokens(self.tokenizer, self.markers)  # normally already in the saved tokenizer
         if len(self.tokenizer) > model.encoder.get_input_embeddings().num_embeddings:
             raise ValueError("the checkpoint's tokenizer has more tokens than its encoder embeddings")
@@ -46,7 +47,7 @@ class RePredictor:
         if not examples:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
         features, _ = featurize(self.tokenizer, list(examples), self.marker_style, self.markers, None,
-                                self.cfg.model.max_length)
+                                self.cfg.model.max_length, self.entity_types)
         return predict_logits(self.model, features, self.tokenizer.pad_token_id, batch_size)
 
     def predict_proba(self, examples: Sequence[RelationExample], batch_size: int = 64) -> np.ndarray:

@@ -15,7 +15,7 @@ from spanfirst.checkpoint import Checkpoint
 from spanfirst.config import RunConfig
 from spanfirst.data.summary import re_summary
 from spanfirst.data.types import RelationExample
-from spanfirst.re.baseline import TypePairBaseline
+from spanfirst.re.baseline import TypePairBaseline, type_pair_log_prior
 from spanfirst.re.features import ReFeature, collate, featurize
 from spanfirst.re.markers import add_marker_tokens, mark, marker_vocab
 from spanfirst.re.metrics import micro_f1, re_scores
@@ -123,12 +123,13 @@ class ReTask(Task):
         self.markers: list[str] = prepared["marker_tokens"]
         self.tokenizer = load_tokenizer(prepared["backbone_path"])
         add_marker_tokens(self.tokenizer, self.markers)
-        style, max_len = cfg.re.marker_style, cfg.model.max_length
+        style, max_len, types = cfg.re.marker_style, cfg.model.max_length, prepared["entity_types"]
         if features is None:
             train = [ex for ex in prepared["train"] if ex.label in self.label_to_id]  # eval: baseline only
             features = {
-                "train": featurize(self.tokenizer, train, style, self.markers, self.label_to_id, max_len),
-                "dev": featurize(self.tokenizer, prepared["dev"], style, self.markers, self.label_to_id, max_len),
+                "train": featurize(self.tokenizer, train, style, self.markers, self.label_to_id, max_len, types),
+                "dev": featurize(self.tokenizer, prepared["dev"], style, self.markers, self.label_to_id, max_len,
+                                 types),
                 "baseline": TypePairBaseline().fit(prepared["train"])}
         (self.train_features, self.train_windows), (self.dev_features, self.dev_windows) = \
             features["train"], features["dev"]
@@ -144,7 +145,9 @@ class ReTask(Task):
 
     @staticmethod
     def build_from_checkpoint(encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any]) -> nn.Module:
-        return ReModel(encoder, len(labels["labels"]), cfg.re, cfg.model.dropout)
+        n_types, n_labels = len(labels.get("entity_types", [])), len(labels["labels"])
+        prior = torch.zeros(n_types + 1, n_types + 1, n_labels) if cfg.re.type_prior else None  # loaded after
+        return ReModel(encoder, n_labels, cfg.re, cfg.model.dropout, type_prior=prior)
 
     @classmethod
     def confusion_matrices(cls, cfg: RunConfig, labels: dict[str, Any],
@@ -175,9 +178,16 @@ class ReTask(Task):
             eps = float(r.label_smoothing)
         return weights, eps
 
+    def type_prior(self) -> torch.Tensor:
+        """``re.type_prior``'s table from the training features (:func:`type_pair_log_prior`)."""
+        f = self.train_features
+        return type_pair_log_prior([x.subject_type for x in f], [x.object_type for x in f], [x.label for x in f],
+                                   len(self.prepared["entity_types"]), len(self.labels), self.cfg.re.type_prior_strength)
+
     def build_model(self) -> nn.Module:
         weights, eps = self.loss_settings()
-        return ReModel(self.build_encoder(), len(self.labels), self.cfg.re, self.cfg.model.dropout, weights, eps)
+        prior = self.type_prior() if self.cfg.re.type_prior else None
+        return ReModel(self.build_encoder(), len(self.labels), self.cfg.re, self.cfg.model.dropout, weights, eps, prior)
 
     # -- data -------------------------------------------------------------------------------
     def train_items(self) -> list[ReFeature]:
@@ -188,6 +198,9 @@ class ReTask(Task):
 
     def collate(self, items: Sequence[ReFeature]) -> dict[str, Any]:
         return collate(items, self.tokenizer.pad_token_id)
+
+    def item_lengths(self, items: Sequence[ReFeature]) -> list[int]:
+        return [len(it.input_ids) for it in items]
 
     # -- evaluation -------------------------------------------------------------------------
     def predict(self, model: nn.Module, items: Sequence[ReFeature], indices: Sequence[int]) -> list[RePrediction]:

@@ -24,6 +24,7 @@ SETUPS = {
     "typed_entity-attention": {"re": {"marker_style": "typed_entity", "pooling": "attention", "use_cls": True}},
     "typed_punct-marker-lora": {"re": {"marker_style": "typed_punct", "pooling": "marker"},
                                 "model": {"lora": {"enabled": True, "r": 4, "alpha": 8}}},
+    "typed_punct-marker-type_prior": {"re": {"marker_style": "typed_punct", "pooling": "marker", "type_prior": True}},
 }
 
 
@@ -156,7 +157,7 @@ def test_ensemble_pipeline(saved, examples, labels, tmp_path, capsys):
     spec.loader.exec_module(pipeline)
     dev = tmp_path / "dev.jsonl"
     write_re_jsonl(examples, dev)
-    ckpts = [str(e["ckpt"]) for e in saved.values()]
+    ckpts = [str(saved[name]["ckpt"]) for name in ("typed_entity-attention", "typed_punct-marker-lora")]
     assert pipeline.main([*ckpts, "--data", str(dev), "--rule", "weighted", "--weights", "search",
                           "--out", str(tmp_path / "ens")]) == 0
     report = json.loads((tmp_path / "ens" / "ensemble_report.json").read_text(encoding="utf-8"))
@@ -173,3 +174,26 @@ def test_ensemble_pipeline(saved, examples, labels, tmp_path, capsys):
         got = np.asarray([json.loads(r["probs"]) for r in csv.DictReader(f)])
     np.testing.assert_allclose(got, soft, atol=2e-6)
     assert pipeline.main([*ckpts, "--data", str(dev), "--rule", "soft", "--weights", "0.5,0.5"]) == 2
+
+
+def test_with_the_type_prior_an_untrained_classifier_is_the_type_pair_baseline(re_backbone, examples, labels,
+                                                                              tmp_path):
+    """re.type_prior: the logits start as log p(relation | type pair), so a classifier that adds
+    nothing yet predicts what the type-pair baseline predicts, on seen pairs and on unseen ones."""
+    train, dev = examples[:4] + examples[:1], examples  # dev's last two type pairs never occur in train
+    # (the first example twice: an overall majority label, so neither side breaks a tie)
+    train_file = tmp_path / "train.jsonl"
+    write_re_jsonl(train, train_file)
+    cfg = config_from_dict({"task": "re", "model": {"backbone": str(re_backbone), "max_length": 64},
+                            "re": {"marker_style": "typed_punct", "type_prior": True, "type_prior_strength": 0.5},
+                            "data": {"train": str(train_file)}})  # weak smoothing: pairs seen once decide
+    types = sorted({s.type for ex in train for s in (ex.subject, ex.object)})
+    task = ReTask(cfg, {"train": train, "dev": dev, "labels": labels, "entity_types": types, "marker_tokens": [],
+                        "backbone_path": str(re_backbone), "skipped": {"train": 0, "dev": 0}})
+    model = task.build_model()
+    with torch.no_grad():
+        model.classifier.weight.zero_(), model.classifier.bias.zero_()
+    preds = task.predict(model, task.dev_items(), list(range(len(dev))))
+    predicted = [labels[int(np.argmax(p.logits))] for p in sorted(preds, key=lambda p: p.index)]
+    assert predicted == TypePairBaseline().fit(train).predict(dev)
+    assert {ex.object.type for ex in dev} - set(types)  # an unseen type took the prior's last row

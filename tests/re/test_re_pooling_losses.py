@@ -125,3 +125,16 @@ def test_every_configured_scheduler_builds():
         assert all(0.0 <= lr <= 1e-3 + 1e-12 for lr in lrs), name
         if name != "constant":
             assert lrs[0] < 1e-3  # warmup
+
+
+def test_type_pair_log_prior_is_each_pairs_counts_smoothed_toward_all_of_training():
+    from spanfirst.re.baseline import type_pair_log_prior
+
+    # 2 types, 3 labels; pair (0, 1) seen 3 times (labels 1, 1, 2), pair (1, 0) once (label 0)
+    prior = type_pair_log_prior([0, 0, 0, 1], [1, 1, 1, 0], [1, 1, 2, 0], num_types=2, num_labels=3, strength=2.0)
+    assert prior.shape == (3, 3, 3)
+    overall = torch.tensor([1 + 1, 2 + 1, 1 + 1], dtype=torch.float64) / (4 + 3)  # counts plus one each
+    expected = (torch.tensor([0.0, 2.0, 1.0], dtype=torch.float64) + 2.0 * overall) / (3 + 2.0)
+    assert torch.allclose(prior[0, 1].exp().double(), expected, atol=1e-6)
+    assert torch.allclose(prior[2, 0].exp().double(), overall, atol=1e-6)  # an unseen type: all of training
+    assert torch.allclose(prior.exp().sum(-1), torch.ones(3, 3))

@@ -12,7 +12,8 @@ pretraining).
 Training: binary cross-entropy over every (span, prompted type) pair, the prompt of each batch
 being its gold types plus sampled absent ("negative") types in shuffled order, so no type is
 tied to a prompt position. Prediction prompts the whole type set, which :meth:`GlinerModel.set_types`
-may replace by any other list of names. Decoding keeps each span's best type above the threshold,
+may replace by any other list of names. Decoding keeps each span's best type at or above the
+threshold (``auto``: chosen on dev, as for every thresholded head),
 then greedily best first: ``flat`` drops any span overlapping a kept one, ``nested`` only spans
 crossing one (partly overlapping, neither inside the other).
 """
@@ -30,7 +31,9 @@ from torch import Tensor, nn
 
 from spanfirst.config import GlinerConfig, RunConfig
 from spanfirst.ner.heads.base import NerHead, TrainingSpans
-from spanfirst.ner.heads.common import DecodedBatch, encode_text, GoldSpans, HeadOutput, Span, span_mask
+from spanfirst.ner.heads.common import (
+    CALIBRATION_FLOOR, calibration_cap, DecodedBatch, encode_text, GoldSpans, HeadOutput, Span, span_mask,
+)
 from spanfirst.ner.nms import Nesting, nms_1d
 
 ENT_TOKEN, SEP_TOKEN = "[ENT]", "[SEP]"
@@ -115,20 +118,29 @@ def greedy_spans(start: Tensor, end: Tensor, score: Tensor, nested: bool) -> lis
                   nesting="partial" if nested else "forbid")
 
 
-def decode_span_scores(probs: Tensor, mask: Tensor, threshold: float, nested: bool) -> list[list[Span]]:
-    """Entities per sentence from span-type probabilities (B, T, W, K), span ``(i, i + w)``.
+def decode_span_scores(probs: Tensor, mask: Tensor, threshold: float | str, nested: bool,
+                       text_mask: Tensor | None = None) -> tuple[list[list[Span]], list[float] | None]:
+    """Entities per sentence from span-type probabilities (B, T, W, K), span ``(i, i + w)``, and
+    per sentence the lowest threshold they are exact for (None: any).
 
-    Each span keeps its best type; spans inside ``mask`` scoring above ``threshold`` are then
-    taken greedily, best first (:func:`greedy_spans`)."""
+    Each span keeps its best type; spans inside ``mask`` scoring at least ``threshold`` are then
+    taken greedily, best first (:func:`greedy_spans`). ``auto``: every span a dev calibration
+    could keep (:func:`~spanfirst.ner.heads.common.calibration_cap`, ``text_mask`` sizes the cap);
+    the greedy pass keeps this exact, since a span under a threshold never removes one above it."""
+    auto = threshold == "auto"
     best, k = probs.max(dim=-1)  # (B, T, W)
-    b, i, w = (mask.bool() & (best > threshold)).nonzero(as_tuple=True)
+    b, i, w = (mask.bool() & (best >= (CALIBRATION_FLOOR if auto else threshold))).nonzero(as_tuple=True)
+    exact_from = None
+    if auto:
+        keep, exact_from = calibration_cap(b, best[b, i, w], text_mask)
+        b, i, w = b[keep], i[keep], w[keep]
     b, i, e, k, score = b.cpu(), i.cpu(), (i + w).cpu(), k[b, i, w].cpu(), best[b, i, w].float().cpu()
     spans: list[list[Span]] = []
     for s in range(probs.shape[0]):
         idx = (b == s).nonzero().squeeze(1)
         keep = [int(idx[n]) for n in greedy_spans(i[idx], e[idx], score[idx], nested)]
         spans.append([(int(i[n]), int(e[n]), int(k[n]) + 1, float(score[n])) for n in keep])
-    return spans
+    return spans, exact_from
 
 
 class FFN(nn.Sequential):
@@ -249,10 +261,10 @@ class GlinerModel(nn.Module):
     def decode(self, input_ids: Tensor, attention_mask: Tensor, text_mask: Tensor) -> DecodedBatch:
         logits = self.forward(input_ids, attention_mask, text_mask).logits  # (B, T, W, K)
         mask = span_mask(text_mask, self.cfg.max_span_width)
-        spans = decode_span_scores(torch.sigmoid(logits.float()), mask, self.cfg.threshold,
-                                   self.cfg.decoding == "nested")
+        spans, exact_from = decode_span_scores(torch.sigmoid(logits.float()), mask, self.cfg.threshold,
+                                               self.cfg.decoding == "nested", text_mask)
         return DecodedBatch(spans, candidates_per_sentence=mask.sum(dim=(1, 2)).tolist(),
-                            max_width=self.cfg.max_span_width)
+                            max_width=self.cfg.max_span_width, exact_from=exact_from)
 
 
 def _position_limit(encoder: nn.Module) -> int:
@@ -284,6 +296,10 @@ class GlinerHead(NerHead):
     @classmethod
     def span_lengths(cls, cfg: RunConfig) -> list[int]:
         return list(range(1, cfg.ner.gliner.max_span_width + 1))
+
+    @classmethod
+    def threshold_to_calibrate(cls, cfg: RunConfig) -> tuple[str, float] | None:
+        return ("ner.gliner.threshold", 0.5) if cfg.ner.gliner.threshold == "auto" else None
 
     @classmethod
     def prepare_tokenizer(cls, tokenizer: Any) -> None:

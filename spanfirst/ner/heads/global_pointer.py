@@ -6,7 +6,8 @@ query/key scorer across types and adds a per-type bias from ``[q_i; k_i]`` and `
 ``s_k(i, j) = (R_i q_i)^T (R_j k_j) / sqrt(D) + (w_{k,start}^T [q_i; k_i] + w_{k,end}^T [q_j; k_j]) / 2``.
 
 Training uses the multi-label "class imbalance" loss over all spans of a type; a span is an
-entity of type k when ``s_k(i, j) > 0``. Spans longer than ``max_span_width``, spans with i > j
+entity of type k when ``sigmoid(s_k(i, j))`` reaches the threshold (``auto``: chosen on dev like
+span-first's, since on small data with sparse types the paper's ``s > 0`` can keep nothing for epochs). Spans longer than ``max_span_width``, spans with i > j
 and spans touching padding or special tokens are masked out of both.
 """
 
@@ -20,7 +21,8 @@ from torch import Tensor, nn
 from spanfirst.config import GlobalPointerConfig, RunConfig
 from spanfirst.ner.heads.base import NerHead, TrainingSpans
 from spanfirst.ner.heads.common import (
-    DecodedBatch, encode_text, GoldSpans, group_spans, HeadOutput, span_grid_mask,
+    CALIBRATION_FLOOR, calibration_cap, DecodedBatch, encode_text, GoldSpans, group_spans, HeadOutput,
+    span_grid_mask,
 )
 from spanfirst.ner.heads.rotary import rotary
 from spanfirst.ner.nms import Nesting
@@ -123,14 +125,23 @@ class GlobalPointerModel(nn.Module):
 
     @torch.no_grad()
     def decode(self, input_ids: Tensor, attention_mask: Tensor, text_mask: Tensor) -> DecodedBatch:
-        """Every (type, start, end) with a positive score, scored sigmoid(s)."""
+        """Every (type, start, end) whose score sigmoid(s) reaches ``threshold`` (0.5: a positive
+        logit, the paper's rule); ``auto``: every one a dev calibration could keep (see
+        :func:`~spanfirst.ner.heads.common.calibration_cap`)."""
         logits = self.forward(input_ids, attention_mask, text_mask).logits
         mask = span_grid_mask(text_mask, self.cfg.max_span_width)  # (B, T, T)
-        b, k, i, j = ((logits > 0) & mask.unsqueeze(1)).nonzero(as_tuple=True)
-        score = torch.sigmoid(logits[b, k, i, j].float())
+        auto = self.cfg.threshold == "auto"
+        scores = torch.sigmoid(logits.float())
+        b, k, i, j = ((scores >= (CALIBRATION_FLOOR if auto else self.cfg.threshold)) & mask.unsqueeze(1)
+                      ).nonzero(as_tuple=True)
+        score = scores[b, k, i, j]
+        exact_from = None
+        if auto:
+            keep, exact_from = calibration_cap(b, score, text_mask)
+            b, k, i, j, score = b[keep], k[keep], i[keep], j[keep], score[keep]
         spans = group_spans(b, i, j, k + 1, score, logits.shape[0])
         return DecodedBatch(spans, candidates_per_sentence=mask.sum(dim=(1, 2)).tolist(),
-                            max_width=self.cfg.max_span_width)
+                            max_width=self.cfg.max_span_width, exact_from=exact_from)
 
 
 class GlobalPointerHead(NerHead):
@@ -148,6 +159,10 @@ class GlobalPointerHead(NerHead):
     @classmethod
     def span_lengths(cls, cfg: RunConfig) -> list[int]:
         return list(range(1, cfg.ner.global_pointer.max_span_width + 1))
+
+    @classmethod
+    def threshold_to_calibrate(cls, cfg: RunConfig) -> tuple[str, float] | None:
+        return ("ner.global_pointer.threshold", 0.5) if cfg.ner.global_pointer.threshold == "auto" else None
 
 
 class EfficientGlobalPointerHead(GlobalPointerHead):

@@ -25,7 +25,7 @@ from spanfirst.losses import (
 )
 from spanfirst.ner.heads.base import NerHead, TrainingSpans
 from spanfirst.ner.candidates import bin_modes, fit_length_bins, generate_candidates, length_to_bin
-from spanfirst.ner.heads.common import DecodedBatch, GoldSpans
+from spanfirst.ner.heads.common import DecodedBatch, GoldSpans, top_per_group
 from spanfirst.ner.heads.global_pointer import GlobalPointerScorer, multilabel_crossentropy
 from spanfirst.ner.nms import Nesting, nms_1d
 
@@ -81,11 +81,34 @@ class SpanFirstModel(nn.Module):
         # GlobalPointer), added to the type logits of the endpoint features
         self.pointer = (GlobalPointerScorer(hidden, num_types, POINTER_SIZE)
                         if cfg.span_representation == "pointer" else None)
+        # per token: how many of its characters lie outside an entity starting / ending on it
+        # (0..max_edge_trim each), for entity edges inside a subword token
+        self.edge_head = nn.Linear(hidden, 2 * (cfg.max_edge_trim + 1)) if cfg.max_edge_trim else None
         self.register_buffer("length_weights", length_weights if length_weights is not None else torch.ones(len(cfg.length_bins)))
         self.register_buffer("type_weights", type_weights if type_weights is not None else torch.ones(num_types + 1))
 
     def heads(self) -> list[nn.Module]:
-        return [self.start_head, self.length_head, self.type_head] + ([self.pointer.proj] if self.pointer is not None else [])
+        return ([self.start_head, self.length_head, self.type_head]
+                + ([self.pointer.proj] if self.pointer is not None else [])
+                + ([self.edge_head] if self.edge_head is not None else []))
+
+    def edge_logits(self, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, T, M+1) logits of how many characters of each token precede an entity starting on
+        it, and (B, T, M+1) of how many follow an entity ending on it."""
+        logits = self.edge_head(hidden)
+        return logits.chunk(2, dim=-1)
+
+    def _edge_loss(self, hidden: Tensor, gold: GoldSpans) -> Tensor:
+        """Cross-entropy of the gold edges' trims (clamped to ``max_edge_trim``) at their tokens."""
+        if gold.batch.numel() == 0:
+            return hidden.sum() * 0.0
+        head, tail = self.edge_logits(hidden)
+        zeros = torch.zeros_like(gold.start)
+        m = self.cfg.max_edge_trim
+        t_start = (gold.trim_start if gold.trim_start is not None else zeros).clamp(0, m)
+        t_end = (gold.trim_end if gold.trim_end is not None else zeros).clamp(0, m)
+        return (F.cross_entropy(head[gold.batch, gold.start].float(), t_start)
+                + F.cross_entropy(tail[gold.batch, gold.end].float(), t_end))
 
     @property
     def longest_span(self) -> int:
@@ -150,6 +173,8 @@ class SpanFirstModel(nn.Module):
             hidden, start_logits.detach(), text_mask, gold)
         w_start, w_len, w_type = cfg.loss_weights
         out.loss = w_start * start_loss + w_len * length_loss + w_type * type_loss
+        if self.edge_head is not None:
+            out.loss = out.loss + self._edge_loss(hidden, gold)
         out.start_loss, out.length_loss, out.type_loss = start_loss, length_loss, type_loss
         return out
 
@@ -165,7 +190,7 @@ class SpanFirstModel(nn.Module):
         negative = weight <= 0.0
         # Hard negatives: the non-gold candidates with the highest start logits, per sentence.
         neg_score = torch.where(negative, start_logits[cands.batch_index, cands.start], torch.full_like(weight, -1e9))
-        keep_neg = _top_per_group(cands.batch_index, neg_score, cfg.hard_negatives, B) & negative
+        keep_neg = top_per_group(cands.batch_index, neg_score, cfg.hard_negatives, B) & negative
         if cfg.partial_credit:
             partial = ~negative & ~exact  # overlapping a gold span: IoU-weighted credit for its type
         else:
@@ -198,7 +223,7 @@ class SpanFirstModel(nn.Module):
         gold_key, cand_key = key(gold.batch, gold.start, gold.end), key(cands.batch_index, cands.start, cands.end)
         is_gold = torch.isin(cand_key, gold_key)
         neg_score = start_logits[cands.batch_index, cands.start].masked_fill(is_gold, -1e9)
-        keep = _top_per_group(cands.batch_index, neg_score, cfg.hard_negatives, B) & ~is_gold
+        keep = top_per_group(cands.batch_index, neg_score, cfg.hard_negatives, B) & ~is_gold
         keys, row = torch.unique(torch.cat([gold_key, cand_key[keep]]), return_inverse=True)  # grouped by sentence
         if keys.numel() == 0:
             return hidden.sum() * 0.0
@@ -249,21 +274,12 @@ class SpanFirstModel(nn.Module):
                 continue
             keep = nms_1d(s[idx], e[idx], score[idx], cfg.nms_iou, cfg.max_outputs, cfg.nesting)
             spans[i] = [(int(s[idx[k]]), int(e[idx[k]]), int(type_id[idx[k]]), float(score[idx[k]])) for k in keep]
-        return DecodedBatch(spans, cands, counts, out.length_logits.argmax(dim=-1).cpu())
-
-
-def _top_per_group(group: Tensor, score: Tensor, k: int, num_groups: int) -> Tensor:
-    """Mask of the ``k`` highest-scoring items within each group (vectorised)."""
-    if k <= 0 or group.numel() == 0:
-        return torch.zeros_like(group, dtype=torch.bool)
-    order = torch.argsort(score, descending=True, stable=True)
-    order = order[torch.argsort(group[order], stable=True)]  # grouped, best first within group
-    sorted_group = group[order]
-    first = torch.searchsorted(sorted_group, torch.arange(num_groups, device=group.device))
-    rank = torch.arange(group.numel(), device=group.device) - first[sorted_group]
-    mask = torch.zeros_like(group, dtype=torch.bool)
-    mask[order] = rank < k
-    return mask
+        trims = None
+        if self.edge_head is not None:
+            head, tail = (x.argmax(dim=-1).cpu() for x in self.edge_logits(out.hidden))  # (B, T) each
+            trims = [[(int(head[i, a]), int(tail[i, b])) for a, b, _, _ in spans[i]] for i in range(B)]
+        return DecodedBatch(spans, cands, counts, out.length_logits.argmax(dim=-1).cpu(), trims=trims,
+                            candidate_scores=score, candidate_types=type_id)
 
 
 class SpanFirstHead(NerHead):

@@ -101,9 +101,16 @@ def test_decoding_synthetic_scores_flat_and_nested():
     probs[0, 5, 3, 0] = 0.99  # (5, 8): leaves the text, masked
     probs[0, 6, 1, 1] = 0.4  # below the threshold
     mask = span_mask(text, W)
-    flat = decode_span_scores(probs, mask, 0.5, nested=False)[0]
+    flat = decode_span_scores(probs, mask, 0.5, nested=False)[0][0]
     assert [(s, e, t) for s, e, t, _ in flat] == [(1, 4, 1), (6, 6, 2)]
     assert flat[0][3] == pytest.approx(0.9)
-    nested = decode_span_scores(probs, mask, 0.5, nested=True)[0]
+    nested = decode_span_scores(probs, mask, 0.5, nested=True)[0][0]
     assert [(s, e, t) for s, e, t, _ in nested] == [(1, 4, 1), (2, 3, 2), (6, 6, 2)]
-    assert decode_span_scores(probs, mask, 0.95, nested=True) == [[]]
+    assert decode_span_scores(probs, mask, 0.95, nested=True) == ([[]], None)
+    # "auto" (a dev calibration follows): every span from the floor up, greedy as before, so
+    # keeping those at or above a threshold is what decoding at that threshold gives
+    for nested in (False, True):
+        spans, exact_from = decode_span_scores(probs, mask, "auto", nested=nested, text_mask=text)
+        for t in (0.5, 0.65, 0.85):
+            assert [sp for sp in spans[0] if sp[3] >= t] == decode_span_scores(probs, mask, t, nested=nested)[0][0]
+        assert exact_from == [pytest.approx(0.01)]  # 7 spans under the cap of 2 per text token

@@ -216,3 +216,23 @@ def test_serving_model_takes_types_as_a_request_param(trained, tmp_path):
     assert serving.predict(None, frame, {"types": []})["entities"].tolist() == serving.predict(None, frame)["entities"].tolist()
     with pytest.raises(MlflowException, match=r"params.types\[1\]"):
         serving.predict(None, frame, {"types": ["LC", ""]})
+
+
+@pytest.mark.parametrize("trained", ["global_pointer"], indirect=True)
+def test_a_checkpoint_saved_before_a_default_changed_keeps_the_value_it_was_trained_with(trained, tmp_path):
+    """Configs saved before ``ner.global_pointer.threshold`` (then a positive logit, now "auto")
+    and ``ner.max_edge_trim`` (then 0) existed read back with those old values, and predict alike."""
+    import yaml
+
+    from spanfirst.checkpoint import read
+
+    head_id, model, tok, cfg, labels, _items, _f1, _step = trained
+    cfg = apply_overrides(cfg, {"ner.global_pointer.threshold": 0.5})
+    save_checkpoint(model, tok, cfg, labels, tmp_path / "ckpt")
+    saved = yaml.safe_load((tmp_path / "ckpt" / "config.yaml").read_text(encoding="utf-8"))
+    del saved["ner"]["global_pointer"]["threshold"], saved["ner"]["max_edge_trim"]
+    (tmp_path / "ckpt" / "config.yaml").write_text(yaml.safe_dump(saved), encoding="utf-8")
+    old = read(tmp_path / "ckpt")
+    assert old.cfg.ner.global_pointer.threshold == 0.5 and old.cfg.ner.max_edge_trim == 0
+    texts = [t for t, _ in TEXTS]
+    assert NerPredictor.load(tmp_path / "ckpt").predict(texts) == NerPredictor(model, tok, cfg, labels).predict(texts)
