@@ -41,6 +41,8 @@ HEADS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 BASELINE = "BIO"
 SPAN_FIRST = ("span-first", "span-first without edge trims")
+# an ablation trains with the learning rate its full model's sweep chose (one change at a time)
+LR_FROM = {"span-first without edge trims": "span-first"}
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,10 @@ def run(data_dir: Path, out: Path, encoder: Path | None = None, setup: Setup = S
     for label in setup.heads:
         head, overrides = HEADS[label]
         slug = head + "".join(f"-{k.rsplit('.', 1)[-1]}{v}" for k, v in overrides.items())
-        lr, grid = tune_lr(cfg, out / f"{slug}-lr", label, head, overrides, setup, tag="klue")
+        if LR_FROM.get(label) in results:
+            lr, grid = results[LR_FROM[label]]["lr"], []
+        else:
+            lr, grid = tune_lr(cfg, out / f"{slug}-lr", label, head, overrides, setup, tag="klue")
         results[label] = {"lr": lr, "grid": grid,
                           "runs": seeded_runs(cfg, out, label, head, overrides, lr, setup, str(files["test"]))}
     dev = read_ner(files["dev"])
@@ -150,7 +155,9 @@ def section(results: dict[str, dict[str, Any]], costs: dict[str, dict[str, Any]]
     miss_rows = [[c] + [f"{m['misses'][c]} ({m['misses'][c] / m['entities']:.1%})" for m in misses.values()]
                  for c in MISS_CLASSES]
     spur_rows = [[c] + [str(m["spurious"][c]) for m in misses.values()] for c in SPURIOUS_CLASSES]
-    grid = "; ".join(f"{label}: " + ", ".join(f"{lr:g} {f1:.3f}" for lr, f1 in r["grid"]) for label, r in results.items())
+    grid = "; ".join(f"{label}: " + ", ".join(f"{lr:g} {f1:.3f}" for lr, f1 in r["grid"])
+                     for label, r in results.items() if r["grid"])
+    grid += "".join(f"; {label}: {src}'s" for label, src in LR_FROM.items() if label in results)
     return "\n".join([
         "## NER heads on a pretrained multilingual encoder: KLUE-NER (issue 27)",
         "",

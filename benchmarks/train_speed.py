@@ -59,13 +59,15 @@ def run(data_dir: Path, out: Path, encoder: Path | None = None, train_examples: 
     rows = [[label, r["seconds"], r["seconds"] / base, train_examples / r["seconds"], r["rss"], r["f1"]]
             for label, r in results.items()]
     loads = ", ".join(f"{r['load']:.1f}" for r in results.values())
+    spread = max(r["f1"] for r in results.values()) - min(r["f1"] for r in results.values())
     return "\n".join([
         "## Training speed on a pretrained encoder (issue 27)",
         "",
         f"KLUE-NER, the first {train_examples} training sentences, {epochs} epoch(s) per row, dev: all 500 "
         f"sentences; span-first with {E5_NAME} ({E5_SHAPE}), the recipe of `spanfirst/configs/klue_ner_e5_small.yaml` "
         "(batch 16, one Ray Train worker), each row one `pipelines/train.py` run in its own process, one after "
-        "another with nothing else running; each row adds one setting to the row above. x86_64 CPU, 2 cores; "
+        "another with nothing else running (a load average above 2 is the run before winding down); each row adds "
+        "one setting to the row above. x86_64 CPU, 2 cores; "
         f"load average before each run: {loads}. Regenerate with `python pipelines/benchmark.py train-speed`.",
         "",
         table(["setting", "train s/epoch", "ratio", "examples/s", "peak RSS (MB)", "dev strict F1 after the run"], rows),
@@ -73,6 +75,7 @@ def run(data_dir: Path, out: Path, encoder: Path | None = None, train_examples: 
         "`train.threads_per_worker: auto` (the default now) gives a lone worker every core; with length-grouped "
         "batches (`train.group_by_length`, default on) a batch pads to its own longest sentence, which is "
         "about as long as the rest; frozen word embeddings (`model.freeze_word_embeddings`, set in the real-encoder "
-        "configs) spare AdamW its update of 96M embedding weights every step. The F1 column shows none of this "
-        "costs quality after the epoch (one seed).",
+        "configs) spare AdamW its update of 96M embedding weights every step and a third of the memory. Dev F1 "
+        f"after the epoch moves by at most {spread:.3f} across the rows (one seed, one epoch; the heads table "
+        "trains with all three settings over three seeds).",
     ])

@@ -15,7 +15,8 @@
 ``python pipelines/benchmark.py heads-klue --workdir DIR``  (KLUE-NER heads on multilingual-e5-small, 3 seeds, dev and a held-back test split)
 ``python pipelines/benchmark.py re-klue --workdir DIR``  (KLUE-RE recipes on multilingual-e5-small, 3 seeds)
 ``python pipelines/benchmark.py re-klue-analysis --workdir DIR``  (why KLUE-RE trailed its type-pair floor: one change per run)
-The last three need the ``bench`` extra and build the encoder with ``--data``'s ``../tools`` (or take ``--encoder DIR``).
+``python pipelines/benchmark.py sweep-klue --workdir DIR``  (the default NER search on multilingual-e5-small against its base trial, 3 seeds)
+The last five need the ``bench`` extra and build the encoder with ``--data``'s ``../tools`` (or take ``--encoder DIR``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("suite", choices=["ner", "re", "sweep", "serve", "heads", "heads-wnut17", "span-first",
                                        "sweep-efficiency", "sweep-efficiency-ner", "soak", "faults", "train-speed",
-                                       "heads-klue", "re-klue", "re-klue-analysis"])
+                                       "heads-klue", "re-klue", "re-klue-analysis", "sweep-klue"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: 10; heads: 4)")
     ap.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -119,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.re_klue import analysis
 
             body = analysis(args.data.resolve(), work, args.encoder, **({"epochs": args.epochs} if args.epochs else {}))
+        elif args.suite == "sweep-klue":
+            from benchmarks.sweep_klue import run as run_sweep_klue
+
+            body = run_sweep_klue(args.data.resolve(), work, args.encoder)
         elif args.suite == "serve":
             from benchmarks.serve import run as run_serve_bench
 
