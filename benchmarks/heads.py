@@ -33,6 +33,9 @@ HEADS: dict[str, tuple[str, dict[str, Any]]] = {
     "Efficient GP": ("efficient_global_pointer", {}),
     "GLiNER (mean pooling)": ("gliner", {"ner.gliner.type_pooling": "mean"}),
 }
+# Decoding is timed at a fixed threshold, as a trained checkpoint decodes (a threshold left to dev
+# calibration, "auto", decodes every span a calibration could keep)
+DECODE_AT = {"ner.score_threshold": 0.3, "ner.global_pointer.threshold": 0.5, "ner.gliner.threshold": 0.5}
 BASE_SHAPE = TinyBackboneConfig(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072)
 
 
@@ -103,7 +106,7 @@ def head_costs(path: str, dev: list[Example], types: list[str], heads: dict[str,
     rows = []
     models = {}
     for label, (head, overrides) in heads.items():
-        cfg = apply_overrides(NerRunConfig(), {**overrides, "model.backbone": path, "model.head": head,
+        cfg = apply_overrides(NerRunConfig(), {**DECODE_AT, **overrides, "model.backbone": path, "model.head": head,
                                                "model.dropout": 0.0})
         spec = get_head(head)
         spec.prepare_tokenizer(tok)  # GLiNER's prompt tokens; the other heads ignore the extra embedding rows

@@ -56,6 +56,7 @@ class Setup:
     seeds: tuple[int, ...] = (0, 1, 2)
     batch_size: int = 16
     heads: tuple[str, ...] = tuple(HEADS)
+    train_examples: int | None = None  # a cap on the training split (a smoke run); None: all of it
 
 
 def split(data_dir: Path, out: Path, setup: Setup) -> dict[str, Path]:
@@ -78,6 +79,7 @@ def base_config(files: dict[str, Path], encoder: Path, out: Path, setup: Setup) 
         "train.num_workers": 1, "train.threads_per_worker": "auto", "train.epochs": setup.epochs,
         "train.batch_size": setup.batch_size, "train.lr_heads": setup.lr_heads,
         "train.early_stopping_patience": 0, "train.output_dir": str(out),
+        "data.max_train_examples": setup.train_examples,
     })
 
 
@@ -192,5 +194,5 @@ def section(results: dict[str, dict[str, Any]], costs: dict[str, dict[str, Any]]
         "",
         table(["spurious prediction"] + list(misses), spur_rows),
         "",
-        f"The lr sweeps (backbone lr, dev strict F1 after {setup.sweep_epochs} epochs): {grid}.",
+        f"The lr sweeps (backbone lr, dev strict F1 after {setup.sweep_epochs} epoch{'s' if setup.sweep_epochs != 1 else ''}): {grid}.",
     ])

@@ -7,6 +7,7 @@ first trial, which trains the base config (``spanfirst/configs/klue_ner_e5_small
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from benchmarks.encoders import E5_NAME, multilingual_e5_small
 from benchmarks.heads import mean_spread
 from benchmarks.report import table
 from benchmarks.sweep import _floor, timed_sweep
+from spanfirst.sweep.runner import first_trial
+from spanfirst.sweep.space import load_space
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "search_spaces" / "ner_span_first.yaml"
@@ -51,10 +54,20 @@ def write_space(data_dir: Path, encoder: Path, work: Path, seed: int) -> Path:
     return path
 
 
-def first_trial_score(rows: list[dict[str, Any]]) -> float:
-    """The score of the sweep's first trial (Tune numbers trials in the order they were created)."""
-    first = min(rows, key=lambda r: int(r["trial_id"].rsplit("_", 1)[-1]))
-    return float(first["score"] or 0.0)
+def base_trial_score(rows: list[dict[str, Any]], space: Path) -> float:
+    """The score of the trial that trained the base config's values (the sweep's first trial)."""
+    point, _drawn = first_trial(load_space(space))
+
+    def same(cell: str, value: Any) -> bool:
+        got = yaml.safe_load(cell)
+        if isinstance(value, float) or isinstance(got, float):
+            return math.isclose(float(got), float(value), rel_tol=1e-6)
+        return got == value
+
+    base = [r for r in rows if all(same(r[k], v) for k, v in point.items())]
+    if len(base) != 1:
+        raise RuntimeError(f"{space}: {len(base)} trials trained the base config's values {point}")
+    return float(base[0]["score"] or 0.0)
 
 
 def run(data_dir: Path, out: Path, encoder: Path | None = None, seeds: tuple[int, ...] = SEEDS) -> str:
@@ -66,7 +79,7 @@ def run(data_dir: Path, out: Path, encoder: Path | None = None, seeds: tuple[int
         rows = sweep["rows"]
         scores = [float(r["score"]) for r in rows if r["score"] not in ("", None)]
         floor = _floor(sweep["exp_dir"])  # the filtered dictionary floor the trials' evaluation reports
-        results.append({"seed": seed, "base": first_trial_score(rows), "best": max(scores), "trials": len(rows),
+        results.append({"seed": seed, "base": base_trial_score(rows, space), "best": max(scores), "trials": len(rows),
                         "wall": sweep["wall"], "load": sweep["load_before"], "floor": floor})
         print(f"[sweep-klue] seed {seed}: base trial {results[-1]['base']:.3f}, best {results[-1]['best']:.3f}, "
               f"{len(rows)} trials, {sweep['wall']:.0f} s", flush=True)
