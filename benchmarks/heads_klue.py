@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ from benchmarks.heads_wnut import tune_lr
 from benchmarks.ner import inference_speed, reuse_or_train
 from benchmarks.ner_misses import MISS_CLASSES, SPURIOUS_CLASSES, classify
 from benchmarks.report import table
-from spanfirst.config import NerRunConfig, apply_overrides, load_config
+from spanfirst import checkpoint as ckpt
+from spanfirst.config import NerRunConfig, apply_overrides, get_dotted, load_config, save_config
 from spanfirst.data.readers import read_ner, write_span_jsonl
 from spanfirst.evaluate import evaluate_checkpoint
 
@@ -131,11 +133,44 @@ def run(data_dir: Path, out: Path, encoder: Path | None = None, setup: Setup = S
                                               setup.batch_size)}
     misses = {label: classify(results[label]["runs"][0]["best_dir"], dev) for label in SPAN_FIRST if label in results}
     (out / "misses.json").write_text(json.dumps(misses, indent=1), encoding="utf-8")
-    return section(results, costs, misses, setup, load, load_speed)
+    fixed = {label: fixed_rule(results[label]["runs"], out / "fixed-rule" / slugify(label), files)
+             for label in results if HEADS[label][0] in FIXED_RULE}
+    return section(results, costs, misses, fixed, setup, load, load_speed)
+
+
+# the heads whose threshold was a fixed rule before it was chosen on dev: (config key, the rule)
+FIXED_RULE = {"global_pointer": ("ner.global_pointer.threshold", 0.5),
+              "efficient_global_pointer": ("ner.global_pointer.threshold", 0.5),
+              "gliner": ("ner.gliner.threshold", 0.5)}
+
+
+def slugify(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label.lower())
+
+
+def fixed_rule(runs: list[dict[str, Any]], work: Path, files: dict[str, Path]) -> dict[str, Any]:
+    """Each seed's checkpoint decoded at its head's old fixed rule (a positive logit) instead of
+    the threshold chosen on dev: dev and test strict F1, and the chosen thresholds."""
+    rows = []
+    for i, r in enumerate(runs):
+        saved = ckpt.read(r["best_dir"])
+        key, rule = FIXED_RULE[saved.cfg.model.head]
+        copy = work / f"seed{i}"
+        if not (copy / "labels.json").is_file():
+            copy.mkdir(parents=True, exist_ok=True)
+            for name in ("heads.safetensors", "labels.json"):
+                shutil.copy2(Path(r["best_dir"]) / name, copy / name)
+            (copy / "backbone").symlink_to(Path(r["best_dir"]).resolve() / "backbone")
+        save_config(apply_overrides(saved.cfg, {key: rule}), copy / "config.yaml")
+        dev, _ = evaluate_checkpoint(copy, str(files["dev"]), copy / "dev")
+        test, _ = evaluate_checkpoint(copy, str(files["test"]), copy / "test")
+        rows.append({"dev": dev["strict_f1"], "test": test["strict_f1"],
+                     "chosen": get_dotted(saved.cfg.to_dict(), key)})
+    return {"rule": rule, "runs": rows}
 
 
 def section(results: dict[str, dict[str, Any]], costs: dict[str, dict[str, Any]], misses: dict[str, Any],
-            setup: Setup, load: float, load_speed: float) -> str:
+            fixed: dict[str, Any], setup: Setup, load: float, load_speed: float) -> str:
     base = results[BASELINE]
     base_epoch = statistics.mean(x["epoch_seconds"] for x in base["runs"])
     rows = []
@@ -193,6 +228,17 @@ def section(results: dict[str, dict[str, Any]], costs: dict[str, dict[str, Any]]
         table(["gold entity"] + list(misses), miss_rows),
         "",
         table(["spurious prediction"] + list(misses), spur_rows),
+        "",
+        "The thresholded heads decide with a threshold chosen on dev after every evaluation (as span-first "
+        "always has); before, GlobalPointer and Efficient GP kept every span with a positive score. The same "
+        "checkpoints decoded at that fixed rule:",
+        "",
+        table(["head", "threshold chosen on dev (per seed)", "dev strict F1: chosen / fixed rule",
+               "test strict F1: chosen / fixed rule"],
+              [[label, " / ".join(f"{x['chosen']:.2f}" for x in f["runs"]),
+                f"{mean_spread([x['dev'] for x in results[label]['runs']])} / {mean_spread([x['dev'] for x in f['runs']])}",
+                f"{mean_spread([x['test'] for x in results[label]['runs']])} / "
+                f"{mean_spread([x['test'] for x in f['runs']])}"] for label, f in fixed.items()]),
         "",
         f"The lr sweeps (backbone lr, dev strict F1 after {setup.sweep_epochs} epoch{'s' if setup.sweep_epochs != 1 else ''}): {grid}.",
     ])
