@@ -110,6 +110,10 @@ def seeded_runs(cfg: NerRunConfig, out: Path, label: str, head: str, overrides: 
 
 
 def run(data_dir: Path, out: Path, encoder: Path | None = None, setup: Setup = Setup()) -> str:
+    unknown = [h for h in setup.heads if h not in HEADS]
+    if unknown or BASELINE not in setup.heads:
+        raise ValueError(f"heads-klue heads: {unknown or setup.heads} - choose from {list(HEADS)}, {BASELINE!r} "
+                         "among them (the time ratios are to it)")
     encoder = multilingual_e5_small(data_dir, encoder)
     files = split(data_dir, out, setup)
     cfg = base_config(files, encoder, out, setup)
@@ -120,6 +124,8 @@ def run(data_dir: Path, out: Path, encoder: Path | None = None, setup: Setup = S
         slug = head + "".join(f"-{k.rsplit('.', 1)[-1]}{v}" for k, v in overrides.items())
         if LR_FROM.get(label) in results:
             lr, grid = results[LR_FROM[label]]["lr"], []
+        elif len(setup.lr_grid) == 1:  # one lr for every head: no sweep
+            lr, grid = setup.lr_grid[0], []
         else:
             lr, grid = tune_lr(cfg, out / f"{slug}-lr", label, head, overrides, setup, tag="klue")
         results[label] = {"lr": lr, "grid": grid,
@@ -203,10 +209,16 @@ def section(results: dict[str, dict[str, Any]], costs: dict[str, dict[str, Any]]
         f"{4000 - setup.test_size} training sentences; all 500 dev sentences choose the best epoch and each head's "
         f"threshold. Encoder: {E5_NAME}, {E5_SHAPE}; its word embeddings frozen (`model.freeze_word_embeddings`), "
         f"the recipe of `spanfirst/configs/klue_ner_e5_small.yaml`: 1 worker x 2 threads, batch {setup.batch_size}, "
-        f"length-grouped batches, {setup.epochs} epochs, head lr {setup.lr_heads:g}; seeds {list(setup.seeds)}. The "
-        f"backbone lr per head is the best of {list(setup.lr_grid)} by dev strict F1 after {setup.sweep_epochs} epochs "
-        "in a grid sweep run with `pipelines/sweep.py` (the same budget per head). Regenerate with `pip install -e "
-        "'.[bench]'` then `python pipelines/benchmark.py heads-klue --workdir DIR` (hours on 2 cores; finished runs "
+        f"length-grouped batches, {setup.epochs} epochs, head lr {setup.lr_heads:g}; seeds {list(setup.seeds)}. "
+        + (f"One backbone lr for every head, the config's {setup.lr_grid[0]:g} (no per-head sweep: run without `--lr` "
+           "for one). " if len(setup.lr_grid) == 1 else
+           f"The backbone lr per head is the best of {list(setup.lr_grid)} by dev strict F1 after {setup.sweep_epochs} "
+           "epochs in a grid sweep run with `pipelines/sweep.py` (the same budget per head). ")
+        + "Regenerate with `pip install -e '.[bench]'` then `python pipelines/benchmark.py heads-klue --workdir DIR"
+        + (f" --lr {setup.lr_grid[0]:g}" if len(setup.lr_grid) == 1 else "")
+        + (f" --epochs {setup.epochs}" if setup.epochs != Setup.epochs else "")
+        + (f" --heads {' '.join(repr(h) for h in setup.heads)}" if setup.heads != Setup.heads else "")
+        + "` (hours on 2 cores; finished runs "
         f"in DIR are reused). x86_64 CPU, 2 cores; load average {load:.1f} before the training runs, {load_speed:.1f} "
         "before the timings. Time ratios are to BIO: each run's training seconds per epoch (mean over seeds), a "
         f"training step and a decode (batch {setup.batch_size} of dev sentences joined to 64 tokens, best of 3, one "
@@ -239,6 +251,5 @@ def section(results: dict[str, dict[str, Any]], costs: dict[str, dict[str, Any]]
                 f"{mean_spread([x['dev'] for x in results[label]['runs']])} / {mean_spread([x['dev'] for x in f['runs']])}",
                 f"{mean_spread([x['test'] for x in results[label]['runs']])} / "
                 f"{mean_spread([x['test'] for x in f['runs']])}"] for label, f in fixed.items()]),
-        "",
-        f"The lr sweeps (backbone lr, dev strict F1 after {setup.sweep_epochs} epoch{'s' if setup.sweep_epochs != 1 else ''}): {grid}.",
-    ])
+    ] + (["", f"The lr sweeps (backbone lr, dev strict F1 after {setup.sweep_epochs} epoch"
+              f"{'s' if setup.sweep_epochs != 1 else ''}): {grid}."] if grid else []))

@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="sweep-efficiency: epochs before the schedulers' first cut (default: 1)")
     ap.add_argument("--budget", type=int, default=None,
                     help="sweep-efficiency: trial-epochs per sweep, search.max_trial_epochs (default: 30)")
+    ap.add_argument("--lr", type=float, default=None,
+                    help="heads-klue: one backbone lr for every head instead of each head's lr sweep")
+    ap.add_argument("--heads", nargs="+", default=None,
+                    help="heads-klue: only these heads (labels of benchmarks/heads_klue.py's HEADS; default: all)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="spanfirst-bench-") as tmp:
         work = args.workdir or Path(tmp)
@@ -111,7 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.suite == "heads-klue":
             from benchmarks.heads_klue import run as run_heads_klue
 
-            body = run_heads_klue(args.data.resolve(), work, args.encoder)
+            from benchmarks.heads_klue import Setup as HeadsKlueSetup
+
+            setup = HeadsKlueSetup(**{k: v for k, v in {
+                "epochs": args.epochs, "seeds": tuple(args.seeds) if args.seeds else None,
+                "lr_grid": (args.lr,) if args.lr else None, "heads": tuple(args.heads) if args.heads else None,
+            }.items() if v is not None})
+            body = run_heads_klue(args.data.resolve(), work, args.encoder, setup)
         elif args.suite == "re-klue":
             from benchmarks.re_klue import run as run_re_klue
 

@@ -26,7 +26,7 @@ mlflow: {{experiment: e2e-sweep, registered_model: e2e-re}}
 overrides: {{data.max_train_examples: 300, data.max_dev_examples: 100, train.early_stopping_patience: 0}}
 space:
   re.focal_gamma: {{choice: [0.0, 2.0]}}
-  train.lr_backbone: {{loguniform: [{lo}, {hi}]}}
+  train.lr_backbone: {lr}
 """
 
 
@@ -56,7 +56,7 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
     from mlflow import MlflowClient
 
     good = sweep_tools.write_space(tmp_path / "good.yaml", SPACE.format(base=sweep_tools.configs / "quickstart_re.yaml", epochs=2, samples=4,
-                                                           seed=1, lo="3.0e-4", hi="3.0e-3"))
+                                                           seed=1, lr="{choice: [1.0e-8, 3.0e-3]}"))
     out = sweep_tools.run(good, tmp_path, "--tracking-uri", mlflow_server, "--storage", str(tmp_path / "runs"))
     assert "registered model: e2e-re version 1 (alias champion)" in out, out
     # The sweep's own last line is the serve command; a Ray actor's late log line may still follow it.
@@ -166,7 +166,7 @@ def test_sweep_logs_trials_and_registers_the_champion(tmp_path, mlflow_server, s
     # runs all the same and leaves URIs and environment as they were. Its trial has two workers:
     # a Ray Train job (DDP over gloo) running the same loop as the single-worker trials above.
     bad = sweep_tools.write_space(tmp_path / "bad.yaml", SPACE.format(base=sweep_tools.configs / "quickstart_re.yaml", epochs=1, samples=1,
-                                                         seed=2, lo="1.0e-8", hi="2.0e-8"))
+                                                         seed=2, lr="{loguniform: [1.0e-8, 2.0e-8]}"))
     stale = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", stale)
     monkeypatch.setenv("RAY_DEDUP_LOGS", "1")
