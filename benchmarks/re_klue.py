@@ -62,10 +62,18 @@ def base_config(data_dir: Path, encoder: Path, out: Path, epochs: int) -> ReRunC
     })
 
 
+def run_dir(out: Path, overrides: dict[str, Any], seed: int) -> Path:
+    slug = "-".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sorted(overrides.items())) or "base"
+    return out / f"{slug}-seed{seed}"
+
+
+def finished(out: Path, overrides: dict[str, Any], seed: int) -> bool:
+    return (run_dir(out, overrides, seed) / "best" / "metrics.json").is_file()
+
+
 def train(cfg: ReRunConfig, out: Path, overrides: dict[str, Any], seed: int) -> dict[str, Any]:
     """One run (reused when it finished in ``out`` before): its best epoch's dev figures and curve."""
-    slug = "-".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in sorted(overrides.items())) or "base"
-    run_cfg = apply_overrides(cfg, {**overrides, "train.seed": seed, "train.output_dir": str(out / f"{slug}-seed{seed}")})
+    run_cfg = apply_overrides(cfg, {**overrides, "train.seed": seed, "train.output_dir": str(run_dir(out, overrides, seed))})
     res = reuse_or_train(run_cfg)
     best = res.best_metrics
     return {"f1": best["dev_micro_f1"], "auprc": best["dev_auprc"], "precision": best["dev_micro_precision"],
@@ -111,13 +119,18 @@ def run(data_dir: Path, out: Path, encoder: Path | None = None, epochs: int = EP
     ])
 
 
-def analysis(data_dir: Path, out: Path, encoder: Path | None = None, epochs: int = EPOCHS, seed: int = 0) -> str:
-    """One seed per setting of :data:`ANALYSIS`: dev micro F1 after every epoch beside the floor."""
+def analysis(data_dir: Path, out: Path, encoder: Path | None = None, epochs: int = EPOCHS, seed: int = 0,
+             finished_only: bool = False) -> str:
+    """One seed per setting of :data:`ANALYSIS`: dev micro F1 after every epoch beside the floor.
+    ``finished_only``: the table from the runs that finished in ``out``, the others listed as not run."""
     encoder = multilingual_e5_small(data_dir, encoder)
     cfg = base_config(data_dir, encoder, out, epochs)
     load = os.getloadavg()[0]
-    rows, floor = [], None
+    rows, floor, skipped = [], None, []
     for factor, label, overrides in ANALYSIS:
+        if finished_only and not finished(out, overrides, seed):
+            skipped.append(label)
+            continue
         r = train(cfg, out, overrides, seed)
         floor = r["floor"]
         print(f"[re-klue-analysis] {label}: micro F1 {r['f1']:.3f} (floor {floor:.3f}), curve {r['curve']}", flush=True)
@@ -129,10 +142,12 @@ def analysis(data_dir: Path, out: Path, encoder: Path | None = None, epochs: int
         f"KLUE-RE with {E5_NAME}: the design's recipe as in the recipes table (all 4,500 training rows, all 1,000 "
         f"dev rows, {epochs} epochs, lr 1e-4 backbone / 1e-3 heads, seed {seed}), each row changing one thing. "
         "Regenerate with `python pipelines/benchmark.py re-klue-analysis --workdir DIR` (the same DIR as "
-        f"`re-klue` shares its runs). x86_64 CPU, 2 cores, load average {load:.1f} before the runs.",
+        f"`re-klue` shares its runs). x86_64 CPU, 2 cores, load average {load:.1f} "
+        + ("when this table was written from finished runs." if finished_only else "before the runs."),
         "",
         table(["what is measured", "run", "dev micro F1 after each epoch", "best", "ratio to the floor",
                "AUPRC", "precision / recall"], rows),
         "",
-        f"Type-pair floor on dev: {floor:.3f}.",
+        f"Type-pair floor on dev: {floor:.3f}."
+        + (f" Not run yet (`--finished-only` wrote this table): {'; '.join(skipped)}." if skipped else ""),
     ])

@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="heads-klue: one backbone lr for every head instead of each head's lr sweep")
     ap.add_argument("--heads", nargs="+", default=None,
                     help="heads-klue: only these heads (labels of benchmarks/heads_klue.py's HEADS; default: all)")
+    ap.add_argument("--finished-only", action="store_true",
+                    help="re-klue-analysis: write the table from the runs finished in --workdir, train nothing")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="spanfirst-bench-") as tmp:
         work = args.workdir or Path(tmp)
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.suite == "re-klue-analysis":
             from benchmarks.re_klue import analysis
 
-            body = analysis(args.data.resolve(), work, args.encoder, **({"epochs": args.epochs} if args.epochs else {}))
+            body = analysis(args.data.resolve(), work, args.encoder, **({"epochs": args.epochs} if args.epochs else {}),
+                            finished_only=args.finished_only)
         elif args.suite == "sweep-klue":
             from benchmarks.sweep_klue import run as run_sweep_klue
 

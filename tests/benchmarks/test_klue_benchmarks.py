@@ -78,3 +78,25 @@ def test_the_cpu_sweep_space_holds_the_e5_base_config(tmp_path, shared_data):
     point, drawn = first_trial(space)
     assert drawn == [] and point["train.lr_backbone"] == pytest.approx(1e-4)
     assert not any(k.startswith("model.lora.") for k in point)
+
+
+def test_analysis_runs_are_found_by_their_overrides_and_only_a_finished_one_counts(tmp_path):
+    from benchmarks.re_klue import ANALYSIS, DESIGN, finished, run_dir
+
+    dirs = {run_dir(tmp_path, overrides, 0) for _, _, overrides in ANALYSIS}
+    assert len(dirs) == len(ANALYSIS)  # one folder per setting, none shared
+    design = run_dir(tmp_path, DESIGN, 0)
+    assert design.name.startswith("focal_gamma=2.0-label_smoothing=0.1-marker_style=typed_punct") and design.name.endswith("-seed0")
+    (design / "best").mkdir(parents=True)
+    assert not finished(tmp_path, DESIGN, 0)  # a run stopped before its first best epoch was written
+    (design / "best" / "metrics.json").write_text("{}", encoding="utf-8")
+    assert finished(tmp_path, DESIGN, 0) and not finished(tmp_path, DESIGN, 1)
+
+
+def test_heads_klue_refuses_an_unknown_head_or_a_table_without_its_baseline(tmp_path):
+    from benchmarks.heads_klue import Setup, run
+
+    with pytest.raises(ValueError, match="choose from"):
+        run(tmp_path, tmp_path, None, Setup(heads=("span-first", "CRF")))
+    with pytest.raises(ValueError, match="'BIO' among them"):
+        run(tmp_path, tmp_path, None, Setup(heads=("span-first",)))
