@@ -7,6 +7,7 @@ first trial, which trains the base config (``spanfirst/configs/klue_ner_e5_small
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from pathlib import Path
@@ -74,6 +75,10 @@ def run(data_dir: Path, out: Path, encoder: Path | None = None, seeds: tuple[int
     encoder = multilingual_e5_small(data_dir, encoder)
     results = []
     for seed in seeds:
+        done = out / f"seed{seed}" / "result.json"  # a finished sweep is reused (--workdir)
+        if done.is_file():
+            results.append(json.loads(done.read_text(encoding="utf-8")))
+            continue
         space = write_space(data_dir, encoder, out / f"seed{seed}", seed)
         sweep = timed_sweep(out / f"seed{seed}", space=space)
         rows = sweep["rows"]
@@ -81,6 +86,7 @@ def run(data_dir: Path, out: Path, encoder: Path | None = None, seeds: tuple[int
         floor = _floor(sweep["exp_dir"])  # the filtered dictionary floor the trials' evaluation reports
         results.append({"seed": seed, "base": base_trial_score(rows, space), "best": max(scores), "trials": len(rows),
                         "wall": sweep["wall"], "load": sweep["load_before"], "floor": floor})
+        done.write_text(json.dumps(results[-1]), encoding="utf-8")
         print(f"[sweep-klue] seed {seed}: base trial {results[-1]['base']:.3f}, best {results[-1]['best']:.3f}, "
               f"{len(rows)} trials, {sweep['wall']:.0f} s", flush=True)
     gains = [r["best"] - r["base"] for r in results]
@@ -97,7 +103,8 @@ def run(data_dir: Path, out: Path, encoder: Path | None = None, seeds: tuple[int
         f"{TRAIN_EXAMPLES} KLUE-NER training sentences, all 500 dev sentences, up to {MAX_EPOCHS} epochs per trial, "
         f"{BUDGET} trial-epochs per sweep (`search.max_trial_epochs`), 2 one-core trials at a time, LoRA left out of "
         "the space. Each sweep runs as a user runs it (`pipelines/sweep.py`, its own process and Ray, a SQLite MLflow "
-        f"store). x86_64 CPU, 2 cores. Regenerate with `python pipelines/benchmark.py sweep-klue --workdir DIR`.",
+        f"store). x86_64 CPU, 2 cores. Regenerate with `python pipelines/benchmark.py sweep-klue --workdir DIR` (a "
+        "sweep finished in DIR is reused).",
         "",
         table(["search seed", "base config's trial: dev strict F1", "sweep's best", "gain", "trials started",
                "wall (s)", "load average before"], rows),
