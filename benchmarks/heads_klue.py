@@ -85,11 +85,16 @@ def base_config(files: dict[str, Path], encoder: Path, out: Path, setup: Setup) 
     })
 
 
+def run_slug(head: str, overrides: dict[str, Any]) -> str:
+    """A head's run folder name: the head and its overrides' values."""
+    return head + "".join(f"-{k.rsplit('.', 1)[-1]}{v}" for k, v in overrides.items())
+
+
 def seeded_runs(cfg: NerRunConfig, out: Path, label: str, head: str, overrides: dict[str, Any], lr: float,
                 setup: Setup, test_file: str) -> list[dict[str, Any]]:
     """One training run per seed with ``lr`` (runs finished in ``out`` before are reused), each
     scored on dev (best epoch) and on the test split."""
-    slug = head + "".join(f"-{k.rsplit('.', 1)[-1]}{v}" for k, v in overrides.items())
+    slug = run_slug(head, overrides)
     runs = []
     for seed in setup.seeds:
         run_cfg = apply_overrides(cfg, {**overrides, "model.head": head, "train.seed": seed, "train.lr_backbone": lr,
@@ -121,7 +126,7 @@ def run(data_dir: Path, out: Path, encoder: Path | None = None, setup: Setup = S
     results: dict[str, dict[str, Any]] = {}
     for label in setup.heads:
         head, overrides = HEADS[label]
-        slug = head + "".join(f"-{k.rsplit('.', 1)[-1]}{v}" for k, v in overrides.items())
+        slug = run_slug(head, overrides)
         if LR_FROM.get(label) in results:
             lr, grid = results[LR_FROM[label]]["lr"], []
         elif len(setup.lr_grid) == 1:  # one lr for every head: no sweep

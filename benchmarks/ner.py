@@ -82,11 +82,16 @@ def inference_speed(checkpoint: Path, texts: list[str], batch_size: int = 64, re
     }
 
 
+def finished_run(out: Path) -> bool:
+    """Whether a training run finished in ``out`` (its best checkpoint's metrics and its history)."""
+    return (out / "best" / "metrics.json").is_file() and (out / "history.jsonl").is_file()
+
+
 def reuse_or_train(cfg: RunConfig) -> TrainingResult:
     """The quality run, reused from ``--workdir`` when it finished before (timing-only reruns)."""
     out = Path(cfg.train.output_dir)
     history = out / "history.jsonl"
-    if (out / "best" / "metrics.json").is_file() and history.is_file():
+    if finished_run(out):
         metrics = json.loads((out / "best" / "metrics.json").read_text(encoding="utf-8"))
         metrics.pop("report", None)
         rows = [json.loads(line) for line in history.read_text(encoding="utf-8").splitlines()]

@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks.encoders import E5_NAME, E5_SHAPE, multilingual_e5_small
 from benchmarks.heads import mean_spread
-from benchmarks.ner import reuse_or_train
+from benchmarks.ner import finished_run, reuse_or_train
 from benchmarks.report import table
 from spanfirst.config import ReRunConfig, apply_overrides, load_config
 
@@ -68,7 +68,7 @@ def run_dir(out: Path, overrides: dict[str, Any], seed: int) -> Path:
 
 
 def finished(out: Path, overrides: dict[str, Any], seed: int) -> bool:
-    return (run_dir(out, overrides, seed) / "best" / "metrics.json").is_file()
+    return finished_run(run_dir(out, overrides, seed))
 
 
 def train(cfg: ReRunConfig, out: Path, overrides: dict[str, Any], seed: int) -> dict[str, Any]:

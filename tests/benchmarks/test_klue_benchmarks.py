@@ -90,6 +90,7 @@ def test_analysis_runs_are_found_by_their_overrides_and_only_a_finished_one_coun
     (design / "best").mkdir(parents=True)
     assert not finished(tmp_path, DESIGN, 0)  # a run stopped before its first best epoch was written
     (design / "best" / "metrics.json").write_text("{}", encoding="utf-8")
+    (design / "history.jsonl").write_text("{}\n", encoding="utf-8")
     assert finished(tmp_path, DESIGN, 0) and not finished(tmp_path, DESIGN, 1)
 
 
