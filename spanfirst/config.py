@@ -32,7 +32,7 @@ class Strict(BaseModel):
 
 
 DataFormat = Literal["auto", "klue_bio", "surface_jsonl", "span_jsonl", "offsets_jsonl", "token_jsonl", "conll",
-                     "klue_re_csv", "re_jsonl", "re_parquet"]
+                     "klue_re_csv", "re_jsonl", "re_parquet", "doccano", "label_studio", "brat"]
 
 
 class DataConfig(Strict):
@@ -61,16 +61,36 @@ class DataConfig(Strict):
     # found by default (spanfirst.re.reader.COLUMN_NAMES / KEY_NAMES); e.g. {label: relation}.
     columns: dict[str, str] = Field(default_factory=dict)
     entity_keys: dict[str, str] = Field(default_factory=dict)
+    # NER JSON-lines / Parquet records: which key plays which role (text, tokens, entities, tags, id,
+    # and an entity's start, end, type) where the names differ from the ones found by default
+    # (spanfirst.data.readers.FIELD_NAMES); e.g. {entities: mentions, type: category}. Label Studio: text.
+    fields: dict[str, str] = Field(default_factory=dict)
+    # Offsets of annotation-tool exports (doccano, Label Studio, brat): Python code points or the
+    # UTF-16 units browser tools count; "auto" decides per file by which makes the entity texts match.
+    offset_unit: Literal["auto", "code_points", "utf16"] = "auto"
+    # RE from document-shaped data (doccano, Label Studio, brat): every ordered pair of entities of a
+    # text is a row, annotated relations labelled, the rest negative_label. pair_window: only pairs
+    # at most that many sentences (1: the same sentence) or characters apart; pair_types: observed
+    # keeps negatives only for (subject type, object type) combinations of the training relations;
+    # max_negatives_per_text: a sample (seeded by negative_seed) of each training text's negatives.
+    pair_window: int | None = Field(None, ge=1)
+    pair_window_unit: Literal["sentences", "characters"] = "sentences"
+    pair_types: Literal["all", "observed"] = "all"
+    max_negatives_per_text: int | None = Field(None, ge=0)
+    negative_seed: int = 0
+    # Relation labels without a direction (e.g. "sibling_of"): learnt in both directions, scored once.
+    symmetric_labels: list[str] = Field(default_factory=list)
     # Relation extraction: label list file, negative class, rows whose entity word mismatches the text.
     relation_list: str | None = None
     negative_label: str = "no_relation"
     on_entity_mismatch: Literal["fail", "skip"] = "fail"
 
-    @field_validator("columns", "entity_keys")
+    @field_validator("columns", "entity_keys", "fields")
     @classmethod
     def _roles(cls, v: dict[str, str], info: Any) -> dict[str, str]:
         roles = {"columns": ("text", "subject", "object", "label", "id"),
-                 "entity_keys": ("word", "type", "start", "end")}[info.field_name]
+                 "entity_keys": ("word", "type", "start", "end"),
+                 "fields": ("text", "tokens", "entities", "tags", "id", "start", "end", "type")}[info.field_name]
         unknown = sorted(set(v) - set(roles))
         if unknown:
             raise ValueError(f"unknown role(s) {unknown}; data.{info.field_name} maps {', '.join(roles)} to names")

@@ -2,9 +2,12 @@
 
 Formats: ``klue_bio`` (character-level ``CHAR<TAB>TAG`` with ``## id<TAB>sentence`` headers),
 ``surface_jsonl`` (``{"title", "label": {type: [surface forms]}}``), ``span_jsonl`` (the
-project's own ``{"text", "entities": [{start, end, type}]}``, end exclusive) and ``conll``
-(whitespace-separated token/tag columns, IOB1, IOB2/BIO, BIOES or BILOU tags). Bad input is a
-:class:`DataError` naming the file, the 1-based line and the field.
+project's own ``{"text", "entities": [{start, end, type}]}``, end exclusive), ``offsets_jsonl``,
+``token_jsonl``, ``conll`` (whitespace-separated token/tag columns, IOB1, IOB2/BIO, BIOES or BILOU
+tags) and the annotation tools' exports (doccano, Label Studio, brat:
+:mod:`spanfirst.data.annotation_tools`). The keys of JSON-lines / Parquet records are found by
+name (:data:`FIELD_NAMES`) or mapped with ``data.fields``. Bad input is a :class:`DataError` naming
+the file, the 1-based line and the field.
 """
 
 from __future__ import annotations
@@ -17,10 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spanfirst.data.annotation_tools import TOOL_FORMATS, is_doccano, read_documents, sniff
+from spanfirst.data.documents import count_layers, ner_examples
 from spanfirst.data.types import Example, Span
 from spanfirst.errors import DataError, DataWarning
 
-NER_FORMATS = ("klue_bio", "surface_jsonl", "span_jsonl", "offsets_jsonl", "token_jsonl", "conll")
+NER_FORMATS = ("klue_bio", "surface_jsonl", "span_jsonl", "offsets_jsonl", "token_jsonl", "conll", *TOOL_FORMATS)
+# role -> the keys it is found under in JSON-lines / Parquet records, first match wins (data.fields overrides)
+FIELD_NAMES: dict[str, tuple[str, ...]] = {
+    "text": ("text", "title", "sentence"), "tokens": ("tokens", "words"),
+    "entities": ("entities", "entity_mentions", "spans"), "tags": ("ner_tags", "tags"), "id": ("id",),
+    "start": ("start", "start_offset"), "end": ("end", "end_offset"), "type": ("type", "entity_type", "label"),
+}
 OFFSETS = ("auto", "exclusive", "inclusive")
 _TABLE_SUFFIXES = (".parquet", ".pq", ".arrow", ".feather", ".ipc")
 
@@ -266,6 +277,35 @@ def read_records(path: str | Path, limit: int | None = None) -> Records:
     return Records(path, list(enumerate(rows, 1)), "row", _class_names(table))
 
 
+@dataclass(frozen=True)
+class Fields:
+    """Which key of a record plays which role: ``data.fields`` where given (the key must be there),
+    else the first of :data:`FIELD_NAMES` present."""
+
+    given: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.given) - set(FIELD_NAMES))
+        if unknown:
+            raise ValueError(f"data.fields: unknown role(s) {unknown}; it maps {', '.join(FIELD_NAMES)} to key names")
+
+    def find(self, role: str, record: dict[str, Any]) -> str | None:
+        """The key playing ``role`` in ``record``, or None."""
+        if role in self.given:
+            return self.given[role] if self.given[role] in record else None
+        return next((k for k in FIELD_NAMES[role] if k in record), None)
+
+    def key(self, role: str, record: dict[str, Any], src: Records, n: int, prefix: str = "") -> str:
+        """The key playing ``role``; missing is an error naming the keys the record has."""
+        found = self.find(role, record)
+        if found is None:
+            wanted = (f"'{self.given[role]}' (data.fields.{role})" if role in self.given
+                      else " or ".join(repr(k) for k in FIELD_NAMES[role]))
+            raise src.error(n, prefix + (self.given.get(role) or FIELD_NAMES[role][0]),
+                            f"missing: no {role} key {wanted} among {list(record)[:12]}; name it with data.fields.{role}")
+        return found
+
+
 def _field(record: dict[str, Any], key: str, kind: type | tuple[type, ...], src: Records, n: int,
            what: str, prefix: str = "") -> Any:
     if key not in record:
@@ -276,8 +316,8 @@ def _field(record: dict[str, Any], key: str, kind: type | tuple[type, ...], src:
     return value
 
 
-def _ident(record: dict[str, Any], src: Records, n: int) -> str:
-    value = record.get("id", "")
+def _ident(record: dict[str, Any], src: Records, n: int, fields: Fields = Fields()) -> str:
+    value = record.get(fields.find("id", record) or "id", "")
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -293,11 +333,13 @@ def _occurrences(text: str, form: str) -> list[tuple[int, int]]:
     return found
 
 
-def _text_key(record: dict[str, Any]) -> str:
+def _text_key(record: dict[str, Any], fields: Fields) -> str:
+    if "text" in fields.given:
+        return fields.given["text"]
     return "title" if "title" in record or "text" not in record else "text"
 
 
-def read_surface_jsonl(path: str | Path) -> list[Example]:
+def read_surface_jsonl(path: str | Path, fields: Fields = Fields()) -> list[Example]:
     """``{"title" (or "text"): ..., "label": {type: [surface form, ...]}}`` per line.
 
     Every non-overlapping occurrence of each listed form is labelled. Longer forms claim their
@@ -308,8 +350,9 @@ def read_surface_jsonl(path: str | Path) -> list[Example]:
     src = read_records(path)
     examples = []
     for n, record in src.rows:
-        text = _field(record, _text_key(record), str, src, n, "the sentence as a string ('title' or 'text')")
-        label = _field(record, "label", dict, src, n, "an object mapping entity types to surface forms")
+        text = _field(record, _text_key(record, fields), str, src, n, "the sentence as a string ('title' or 'text')")
+        label = _field(record, fields.given.get("entities", "label"), dict, src, n,
+                       "an object mapping entity types to surface forms")
         wanted: list[tuple[str, str]] = []  # (form, type)
         for typ, forms in label.items():
             where = f"label.{typ}"
@@ -335,22 +378,26 @@ def read_surface_jsonl(path: str | Path) -> list[Example]:
             for s, e in free or found:
                 spans.append(Span(s, e, typ))
             taken.extend(free)
-        examples.append(Example(text, spans, _ident(record, src, n)))
+        examples.append(Example(text, spans, _ident(record, src, n, fields)))
     return _nonempty(src.path, examples)
 
 
-def _entity_list(record: dict[str, Any], src: Records, n: int) -> list[tuple[int, int, str, str]]:
-    """``entities: [{start, end, type}]`` as (start, end as written, type, where)."""
+def _entity_list(record: dict[str, Any], src: Records, n: int,
+                 fields: Fields = Fields()) -> list[tuple[int, int, str, str]]:
+    """``entities: [{start, end, type}]`` (keys as :class:`Fields` finds them) as (start, end as
+    written, type, where)."""
     out = []
-    for k, ent in enumerate(_field(record, "entities", list, src, n, "a list of {start, end, type}")):
-        where = f"entities[{k}]"
+    key = fields.key("entities", record, src, n)
+    for k, ent in enumerate(_field(record, key, list, src, n, "a list of {start, end, type}")):
+        where = f"{key}[{k}]"
         if not isinstance(ent, dict):
             raise src.error(n, where, f"expected an object, got {type(ent).__name__}")
-        start = _field(ent, "start", int, src, n, "an integer", where + ".")
-        end = _field(ent, "end", int, src, n, "an integer", where + ".")
-        typ = _field(ent, "type", str, src, n, "a string", where + ".")
+        start = _field(ent, fields.key("start", ent, src, n, where + "."), int, src, n, "an integer", where + ".")
+        end = _field(ent, fields.key("end", ent, src, n, where + "."), int, src, n, "an integer", where + ".")
+        type_key = fields.key("type", ent, src, n, where + ".")
+        typ = _field(ent, type_key, str, src, n, "a string", where + ".")
         if not typ:
-            raise src.error(n, f"{where}.type", "empty entity type")
+            raise src.error(n, f"{where}.{type_key}", "empty entity type")
         out.append((start, end, typ, where))
     return out
 
@@ -361,18 +408,18 @@ def _check_offsets(src: Records, n: int, where: str, start: int, end: int, lengt
                         f"(the number of {unit})")
 
 
-def read_span_jsonl(path: str | Path) -> list[Example]:
+def read_span_jsonl(path: str | Path, fields: Fields = Fields()) -> list[Example]:
     """``{"text": ..., "entities": [{"start", "end", "type"}], "id"?: ...}``, character offsets,
-    end exclusive."""
+    end exclusive (other key names: :class:`Fields`)."""
     src = read_records(path)
     examples = []
     for n, record in src.rows:
-        text = _field(record, "text", str, src, n, "a string")
+        text = _field(record, fields.key("text", record, src, n), str, src, n, "a string")
         spans = []
-        for start, end, typ, where in _entity_list(record, src, n):
+        for start, end, typ, where in _entity_list(record, src, n, fields):
             _check_offsets(src, n, where, start, end, len(text), "characters in the text")
             spans.append(Span(start, end, typ))
-        examples.append(Example(text, spans, _ident(record, src, n)))
+        examples.append(Example(text, spans, _ident(record, src, n, fields)))
     return _nonempty(src.path, examples)
 
 
@@ -392,7 +439,8 @@ def _decide_ends(votes: dict[str, int], total: int, offsets: str, src: Records, 
     return "exclusive"  # no mention tells them apart (an empty file): the project's own convention
 
 
-def read_offsets_jsonl(path: str | Path, offsets: str = "auto", notes: dict[str, Any] | None = None) -> list[Example]:
+def read_offsets_jsonl(path: str | Path, offsets: str = "auto", notes: dict[str, Any] | None = None,
+                       fields: Fields = Fields()) -> list[Example]:
     """``{"text": ..., "label": {type: {mention: [[start, end], ...]}}}`` (CLUENER's layout),
     character offsets; ``offsets``: ``inclusive`` / ``exclusive`` end, or ``auto``: the convention
     under which every mention of the whole file equals the text between its offsets (the choice goes
@@ -401,8 +449,9 @@ def read_offsets_jsonl(path: str | Path, offsets: str = "auto", notes: dict[str,
     parsed = []
     votes, total = {"exclusive": 0, "inclusive": 0}, 0
     for n, record in src.rows:
-        text = _field(record, _text_key(record), str, src, n, "the sentence as a string ('text' or 'title')")
-        label = _field(record, "label", dict, src, n, "an object: type -> {mention: [[start, end], ...]}")
+        text = _field(record, _text_key(record, fields), str, src, n, "the sentence as a string ('text' or 'title')")
+        label = _field(record, fields.given.get("entities", "label"), dict, src, n,
+                       "an object: type -> {mention: [[start, end], ...]}")
         mentions = []
         for typ, by_form in label.items():
             if not typ or not isinstance(by_form, dict):
@@ -430,11 +479,12 @@ def read_offsets_jsonl(path: str | Path, offsets: str = "auto", notes: dict[str,
             if not 0 <= a < end <= len(text) or text[a:end] != form:
                 raise src.error(n, where, f"[{a}, {b}] with {ends} end is {text[a:end]!r} in the text, not {form!r}")
             spans.append(Span(a, end, typ))
-        examples.append(Example(text, spans, _ident(record, src, n)))
+        examples.append(Example(text, spans, _ident(record, src, n, fields)))
     return _nonempty(src.path, examples)
 
 
-def read_token_jsonl(path: str | Path, offsets: str = "auto", notes: dict[str, Any] | None = None) -> list[Example]:
+def read_token_jsonl(path: str | Path, offsets: str = "auto", notes: dict[str, Any] | None = None,
+                     fields: Fields = Fields()) -> list[Example]:
     """Token-level records (nested-NER corpora, Hugging Face exports): ``tokens`` plus either
     ``entities: [{start, end, type}]`` in token offsets (``offsets``: ``exclusive`` / ``inclusive``
     end; ``auto``: inclusive only if some entity has start == end) or a tag column (``ner_tags`` or
@@ -444,15 +494,16 @@ def read_token_jsonl(path: str | Path, offsets: str = "auto", notes: dict[str, A
     parsed = []
     single = False
     for n, record in src.rows:
-        tokens = _field(record, "tokens", list, src, n, "a list of token strings")
+        tokens_key = fields.key("tokens", record, src, n)
+        tokens = _field(record, tokens_key, list, src, n, "a list of token strings")
         if not all(isinstance(t, str) and t and not t.isspace() for t in tokens):
-            raise src.error(n, "tokens", "expected non-empty token strings without whitespace only")
-        if "entities" in record:
-            ents = _entity_list(record, src, n)
+            raise src.error(n, tokens_key, "expected non-empty token strings without whitespace only")
+        if fields.find("entities", record) is not None or fields.find("tags", record) is None:
+            ents = _entity_list(record, src, n, fields)
             single |= any(s == e for s, e, _, _ in ents)
             parsed.append((n, record, tokens, ents, None))
         else:
-            parsed.append((n, record, tokens, None, _tags(record, src, n, len(tokens))))
+            parsed.append((n, record, tokens, None, _tags(record, src, n, len(tokens), fields)))
     ends = "inclusive" if offsets == "inclusive" or (offsets == "auto" and single) else "exclusive"
     if notes is not None:
         notes["offsets"] = ends
@@ -460,7 +511,7 @@ def read_token_jsonl(path: str | Path, offsets: str = "auto", notes: dict[str, A
     for n, record, tokens, ents, tags in parsed:
         if tags is not None:
             ex = _to_example(tokens, tags, " ")
-            examples.append(Example(ex.text, ex.entities, _ident(record, src, n)))
+            examples.append(Example(ex.text, ex.entities, _ident(record, src, n, fields)))
             continue
         units = []
         for s, e, typ, where in ents:
@@ -473,14 +524,12 @@ def read_token_jsonl(path: str | Path, offsets: str = "auto", notes: dict[str, A
             stops.append(pos + len(tok))
             pos += len(tok) + 1
         spans = [Span(starts[s], stops[e - 1], t) for s, e, t in units]
-        examples.append(Example(" ".join(tokens), spans, _ident(record, src, n)))
+        examples.append(Example(" ".join(tokens), spans, _ident(record, src, n, fields)))
     return _nonempty(src.path, examples)
 
 
-def _tags(record: dict[str, Any], src: Records, n: int, length: int) -> list[Tag]:
-    key = next((k for k in ("ner_tags", "tags") if k in record), None)
-    if key is None:
-        raise src.error(n, "entities", "missing (expected token-offset entities, or a 'ner_tags'/'tags' column)")
+def _tags(record: dict[str, Any], src: Records, n: int, length: int, fields: Fields = Fields()) -> list[Tag]:
+    key = fields.key("tags", record, src, n)
     raw = _field(record, key, list, src, n, "a list of tags, one per token")
     if len(raw) != length:
         raise src.error(n, key, f"{len(raw)} tags for {length} tokens")
@@ -626,41 +675,56 @@ def _columns(width: int, token_column: int, tag_columns: Sequence[int], path: Pa
 # -- dispatch ------------------------------------------------------------------------------------
 
 
-def record_layout(record: dict[str, Any]) -> list[str]:
+def record_layout(record: dict[str, Any], fields: Fields = Fields()) -> list[str]:
     """The record formats a JSON object / table row could be in (one, or several when ambiguous)."""
+    if is_doccano(record) and not fields.given:
+        return ["doccano"]
     found = []
-    if isinstance(record.get("tokens"), list):
+    tokens = fields.find("tokens", record)
+    if tokens is not None and isinstance(record.get(tokens), list):
         found.append("token_jsonl")
-    if "label" in record and ("title" in record or "text" in record):
-        label = record["label"]
-        nested = isinstance(label, dict) and label and all(isinstance(v, dict) for v in label.values())
-        found.append("offsets_jsonl" if nested else "surface_jsonl")
-    if "entities" in record and "text" in record:
+    label = fields.given.get("entities", "label")
+    text = fields.find("text", record)
+    if label in record and text is not None:
+        value = record[label]
+        nested = isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values())
+        if isinstance(value, dict):
+            found.append("offsets_jsonl" if nested else "surface_jsonl")
+    entities = fields.find("entities", record)
+    if entities is not None and text is not None and not isinstance(record.get(entities), dict):
         found.append("span_jsonl")
     return found
 
 
-def detect_format(path: str | Path) -> str:
+def detect_format(path: str | Path, fields: Fields = Fields()) -> str:
     """Tell the NER format from the content, with the file extension as a hint.
 
-    Parquet/Arrow files and JSON lines are told by their first record's keys (:func:`record_layout`;
-    a record that fits several layouts is an error listing them). A ``##`` line first, or a
-    ``<whitespace><TAB>tag`` line (a character token, impossible in CoNLL), means ``klue_bio``;
-    anything else is ``conll``.
+    Annotation-tool exports are told first (:func:`spanfirst.data.annotation_tools.sniff`: a brat
+    folder, a Label Studio task list, doccano records). Parquet/Arrow files and JSON lines are told
+    by their first record's keys (:func:`record_layout`; a record that fits several layouts is an
+    error listing them). A ``##`` line first, or a ``<whitespace><TAB>tag`` line (a character token,
+    impossible in CoNLL), means ``klue_bio``; anything else is ``conll``.
     """
     path = Path(path)
+    tool = sniff(path)
+    if tool is not None and not (tool == "doccano" and fields.given):
+        return tool
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: NER data file not found")
+        raise FileNotFoundError(f"{path}: NER data file not found" + (" (a folder that holds no brat .ann files)"
+                                                                       if path.is_dir() else ""))
     if is_table_file(path):
         src = read_records(path, limit=1)
         if not src.rows:
             raise src.error(None, None, "no examples found (empty table)")
-        return _one_layout(src, *src.rows[0])
+        return _one_layout(src, *src.rows[0], fields)
     lines = _lines(path)
     first = next(((n, ln) for n, ln in enumerate(lines, 1) if ln.strip()), None)
     if first is None:
         raise DataError(str(path), None, None, "no examples found (empty file)")
     n, line = first
+    if line.lstrip().startswith("[") and path.suffix.lower() in _JSON_SUFFIXES:
+        raise DataError(str(path), n, None, "a JSON list, but not a Label Studio export (tasks with 'data' and "
+                        "'annotations'); NER JSON files hold one object per line")
     if line.lstrip().startswith("{") or path.suffix.lower() in _JSON_SUFFIXES:
         try:
             record = json.loads(line)
@@ -668,7 +732,7 @@ def detect_format(path: str | Path) -> str:
             return "span_jsonl"  # its reader reports the bad line
         if not isinstance(record, dict):
             raise DataError(str(path), n, None, f"expected a JSON object, got {type(record).__name__}")
-        return _one_layout(Records(path, []), n, record)
+        return _one_layout(Records(path, []), n, record, fields)
     if line.startswith("##"):
         return "klue_bio"
     if any(len(ln) > 2 and ln[0].isspace() and ln[1] == "\t" and ln[2:].strip() for ln in lines[:5000]):
@@ -676,8 +740,8 @@ def detect_format(path: str | Path) -> str:
     return "conll"
 
 
-def _one_layout(src: Records, n: int, record: dict[str, Any]) -> str:
-    found = record_layout(record)
+def _one_layout(src: Records, n: int, record: dict[str, Any], fields: Fields = Fields()) -> str:
+    found = record_layout(record, fields)
     if len(found) == 1:
         return found[0]
     keys = ", ".join(repr(k) for k in list(record)[:12])
@@ -686,15 +750,20 @@ def _one_layout(src: Records, n: int, record: dict[str, Any]) -> str:
                         f"the one meant (its keys: {keys})")
     raise src.error(n, None, "cannot tell the record layout from its keys "
                     f"({keys}): expected 'text' + 'entities' (span_jsonl), 'text' + 'label' with surface forms "
-                    "(surface_jsonl) or with offsets per mention (offsets_jsonl), or 'tokens' + 'entities' or "
-                    "'ner_tags' (token_jsonl)")
+                    "(surface_jsonl) or with offsets per mention (offsets_jsonl), 'tokens' + 'entities' or "
+                    "'ner_tags' (token_jsonl), or a doccano record; name the keys with data.fields (roles: "
+                    f"{', '.join(FIELD_NAMES)})")
 
 
 def read_ner(path: str | Path, fmt: str = "auto", *, conll_token_column: int = 0,
              conll_tag_column: int | Sequence[int] = -1, conll_scheme: str = "auto", offsets: str = "auto",
-             limit: int | None = None, notes: dict[str, Any] | None = None) -> list[Example]:
-    """Read an NER file in ``fmt`` (``auto`` or one of :data:`NER_FORMATS`); ``limit`` keeps the
-    first N; ``notes`` receives what the reader decided itself (``format``, ``offsets``)."""
+             limit: int | None = None, notes: dict[str, Any] | None = None, fields: dict[str, str] | None = None,
+             offset_unit: str = "auto", on_mismatch: str = "fail") -> list[Example]:
+    """Read an NER file (or a brat folder) in ``fmt`` (``auto`` or one of :data:`NER_FORMATS`);
+    ``limit`` keeps the first N; ``notes`` receives what the reader decided itself (``format``,
+    ``offsets``, an annotation tool's offset unit and what it left unread); ``fields`` maps record
+    keys to roles (:class:`Fields`)."""
+    keys = Fields(dict(fields or {}))
     if fmt != "auto" and fmt not in NER_FORMATS:
         raise ValueError(f"unknown NER format '{fmt}'; valid formats: auto, {', '.join(NER_FORMATS)}")
     _check_scheme(conll_scheme)
@@ -702,19 +771,24 @@ def read_ner(path: str | Path, fmt: str = "auto", *, conll_token_column: int = 0
         raise ValueError(f"unknown offsets convention '{offsets}'; valid: {', '.join(OFFSETS)}")
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be None or >= 0, got {limit}")
-    fmt = detect_format(path) if fmt == "auto" else fmt
+    fmt = detect_format(path, keys) if fmt == "auto" else fmt
     if notes is not None:
         notes["format"] = fmt
-    if fmt == "klue_bio":
+    if fmt in TOOL_FORMATS:
+        read = read_documents(path, fmt, offset_unit=offset_unit, on_mismatch=on_mismatch, text_field=keys.given.get("text"))
+        if notes is not None:
+            notes.update({**read.notes, **count_layers(read)})
+        examples = ner_examples(read)
+    elif fmt == "klue_bio":
         examples = read_klue_bio(path, conll_scheme)
     elif fmt == "surface_jsonl":
-        examples = read_surface_jsonl(path)
+        examples = read_surface_jsonl(path, keys)
     elif fmt == "span_jsonl":
-        examples = read_span_jsonl(path)
+        examples = read_span_jsonl(path, keys)
     elif fmt == "offsets_jsonl":
-        examples = read_offsets_jsonl(path, offsets, notes)
+        examples = read_offsets_jsonl(path, offsets, notes, keys)
     elif fmt == "token_jsonl":
-        examples = read_token_jsonl(path, offsets, notes)
+        examples = read_token_jsonl(path, offsets, notes, keys)
     else:
         examples = read_conll(path, conll_token_column, conll_tag_column, conll_scheme, notes)
     if limit is not None and notes is not None and len(examples) > limit:

@@ -60,7 +60,8 @@ class NerTask(Task):
         d, notes = cfg.data, {}
         examples = read_ner(path, d.format, conll_token_column=d.conll_token_column,
                             conll_tag_column=d.conll_tag_column, conll_scheme=d.conll_scheme, offsets=d.offsets,
-                            limit=limit, notes=notes)
+                            limit=limit, notes=notes, fields=d.fields, offset_unit=d.offset_unit,
+                            on_mismatch=d.on_entity_mismatch)
         return NerRead(examples, notes)
 
     @classmethod

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spanfirst.data.annotation_tools import TOOL_FORMATS, read_documents, sniff
+from spanfirst.data.documents import PairRules, count_layers, observed_type_pairs, relation_rows
 from spanfirst.data.readers import is_table_file, iter_jsonl, read_records
 from spanfirst.data.types import RelationExample, Span
 from spanfirst.errors import DataError
 
-RE_FORMATS = ("klue_re_csv", "re_jsonl", "re_parquet")
+RE_FORMATS = ("klue_re_csv", "re_jsonl", "re_parquet", *TOOL_FORMATS)
 # role -> the names it is found under, first match wins (data.columns / data.entity_keys override)
 COLUMN_NAMES: dict[str, tuple[str, ...]] = {
     "text": ("sentence", "text"), "subject": ("subject_entity", "subject"), "object": ("object_entity", "object"),
@@ -55,7 +57,12 @@ class _Mismatch(DataError):
 
 
 def detect_re_format(path: str | Path) -> str:
-    """``klue_re_csv`` for .csv files, ``re_jsonl`` for .jsonl/.json, ``re_parquet`` for Parquet/Arrow."""
+    """An annotation tool's export (:func:`spanfirst.data.annotation_tools.sniff`: brat folder, Label
+    Studio tasks, doccano records), else ``klue_re_csv`` for .csv files, ``re_jsonl`` for
+    .jsonl/.json, ``re_parquet`` for Parquet/Arrow."""
+    tool = sniff(path)
+    if tool is not None:
+        return tool
     suffix = Path(path).suffix.lower()
     if suffix == ".csv":
         return "klue_re_csv"
@@ -80,10 +87,12 @@ class _Raw:
 
 def read_re(path: str | Path, fmt: str = "auto", *, on_mismatch: str = "fail", limit: int | None = None,
             require_label: bool = True, columns: Mapping[str, str] | None = None,
-            entity_keys: Mapping[str, str] | None = None, offsets: str = "auto") -> ReadResult:
-    """Read an RE file (``fmt``: auto or one of :data:`RE_FORMATS`); ``limit`` keeps the first N examples."""
+            entity_keys: Mapping[str, str] | None = None, offsets: str = "auto", pairs: PairRules | None = None,
+            offset_unit: str = "auto", text_field: str | None = None) -> ReadResult:
+    """Read an RE file (``fmt``: auto or one of :data:`RE_FORMATS`); ``limit`` keeps the first N
+    examples. Annotation-tool exports are documents: ``pairs`` says how their entity pairs become rows."""
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not (path.is_dir() and fmt in ("auto", "brat")):
         raise FileNotFoundError(f"{path}: RE data file not found")
     if on_mismatch not in ("fail", "skip"):
         raise ValueError(f"on_mismatch must be 'fail' or 'skip', got {on_mismatch!r}")
@@ -92,6 +101,8 @@ def read_re(path: str | Path, fmt: str = "auto", *, on_mismatch: str = "fail", l
     fmt = detect_re_format(path) if fmt == "auto" else fmt
     if fmt not in RE_FORMATS:
         raise DataError(str(path), None, "format", f"'{fmt}' is not an RE format ({', '.join(RE_FORMATS)})")
+    if fmt in TOOL_FORMATS:
+        return _document_pairs(path, fmt, pairs or PairRules(), on_mismatch, limit, offset_unit, text_field)
     unit, records = _records(path, fmt)
     raws, layout = _raw_rows(path, unit, records, dict(columns or {}), dict(entity_keys or {}), require_label)
     ends, why = _decide_ends(raws, offsets, fmt)
@@ -117,10 +128,53 @@ def read_re(path: str | Path, fmt: str = "auto", *, on_mismatch: str = "fail", l
 
 def read_re_as_configured(path: str | Path, data: Any, fmt: str | None = None, *, limit: int | None = None,
                           require_label: bool = True) -> ReadResult:
-    """:func:`read_re` with a run config's ``data`` settings (format, mapping, offsets, mismatches)."""
-    return read_re(path, fmt or data.format, on_mismatch=data.on_entity_mismatch, limit=limit,
+    """:func:`read_re` with a run config's ``data`` settings (format, mapping, offsets, mismatches,
+    and for document-shaped files the pair rules: the negative cap and both directions of a
+    symmetric label apply to the training file only, so the dev file is scored as annotated)."""
+    fmt = fmt or data.format
+    return read_re(path, fmt, on_mismatch=data.on_entity_mismatch, limit=limit,
                    require_label=require_label, columns=data.columns, entity_keys=data.entity_keys,
-                   offsets=data.offsets)
+                   offsets=data.offsets, offset_unit=data.offset_unit, text_field=data.fields.get("text"),
+                   pairs=pair_rules(path, data, fmt) if _is_documents(path, fmt) else None)
+
+
+def _is_documents(path: str | Path, fmt: str) -> bool:
+    return fmt in TOOL_FORMATS or (fmt == "auto" and Path(path).exists() and sniff(path) is not None)
+
+
+def pair_rules(path: str | Path, data: Any, fmt: str = "auto") -> PairRules:
+    """The config's pair rules for reading ``path``; ``pair_types: observed`` takes the type pairs of
+    the training file's relations (never the scored file's own)."""
+    training = bool(data.train) and Path(path).resolve() == Path(data.train).resolve()
+    types = None
+    if data.pair_types == "observed":
+        if not data.train or not Path(data.train).exists():
+            raise DataError(str(path), None, "data.pair_types", "'observed' needs the training file (data.train) "
+                            "to read the relations' type pairs from")
+        train_fmt = fmt if training else "auto"
+        read = read_documents(data.train, sniff(data.train) if train_fmt == "auto" else train_fmt,
+                              offset_unit=data.offset_unit, on_mismatch=data.on_entity_mismatch,
+                              text_field=data.fields.get("text"))
+        types = observed_type_pairs(read, data.negative_label)
+    return PairRules(negative_label=data.negative_label, window=data.pair_window, window_unit=data.pair_window_unit,
+                     type_pairs=types, max_negatives=data.max_negatives_per_text if training else None,
+                     seed=data.negative_seed, symmetric=frozenset(data.symmetric_labels), both_directions=training)
+
+
+def _document_pairs(path: Path, fmt: str, rules: PairRules, on_mismatch: str, limit: int | None,
+                    offset_unit: str, text_field: str | None) -> ReadResult:
+    """The RE rows of an annotation tool's documents; the notes count what making them did."""
+    read = read_documents(path, fmt, offset_unit=offset_unit, on_mismatch=on_mismatch, text_field=text_field)
+    rows, made = relation_rows(read, rules)
+    notes = {**read.notes, **count_layers(read), **made}
+    if rules.window is not None:
+        notes["pair_window"] = f"{rules.window} {rules.window_unit}"
+    if rules.type_pairs is not None:
+        notes["pair_types"] = f"observed ({len(rules.type_pairs)} type pairs)"
+    if limit is not None and len(rows) > limit:
+        notes["rows_in_file"] = len(rows)
+        rows = rows[:limit]
+    return ReadResult(rows, notes=notes)  # entities skipped for a mismatch are counted in the notes
 
 
 def _records(path: Path, fmt: str) -> tuple[str, Iterator[tuple[int, dict[str, Any]]]]:

@@ -267,8 +267,9 @@ def test_empty_file_is_an_error(tmp_path, fmt):
 
 def test_unknown_format_scheme_and_missing_file(tmp_path):
     path = write(tmp_path, "a.conll", "김 B-PS\n")
-    with pytest.raises(ValueError, match="valid formats: auto, klue_bio, surface_jsonl, span_jsonl, offsets_jsonl, token_jsonl, conll"):
-        read_ner(path, "brat")
+    with pytest.raises(ValueError, match="valid formats: auto, klue_bio, surface_jsonl, span_jsonl, offsets_jsonl, "
+                                         "token_jsonl, conll, doccano, label_studio, brat"):
+        read_ner(path, "xml")
     with pytest.raises(ValueError, match="valid schemes"):
         read_ner(path, conll_scheme="bilou")
     with pytest.raises(FileNotFoundError):
