@@ -6,7 +6,9 @@ MODEL is a registered model URI (``models:/spanfirst-ner@champion``), an MLflow 
 a checkpoint folder (``runs/quickstart-ner/best``); all run the same pyfunc model that
 ``mlflow models serve`` runs. NER input: plain text (one text per line), JSONL with a ``text``
 field, or CSV with a ``text`` column; output: one JSON line per text,
-``{"text": ..., "entities": [{start, end, type, score, text}]}`` (blank lines get no entities).
+``{"text": ..., "entities": [{start, end, type, score, text}]}`` (blank lines get no entities), or with
+``--output-format doccano|label-studio`` that tool's import file (Label Studio: ``predictions`` with
+scores and the model version), so a team corrects the model's output; the input may be a tool's export.
 RE input: a KLUE-RE CSV or the project's RE JSONL (labels optional); output: the submission
 CSV ``id, pred_label, probs`` (probs over all labels in the model's order).
 """
@@ -30,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--input", required=True, type=Path)
     ap.add_argument("--output", required=True, type=Path)
     ap.add_argument("--text-column", default="text")
+    ap.add_argument("--output-format", choices=["jsonl", "doccano", "label-studio"], default="jsonl",
+                    help="NER: JSON lines (default) or an annotation tool's import file")
+    ap.add_argument("--offset-unit", choices=["code_points", "utf16"], default=None,
+                    help="offsets in the import file (default: utf16 for label-studio, code_points otherwise)")
     ap.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default: the model's)")
     ap.add_argument("--types", default=None, help="comma-separated entity types to look for (a gliner-head "
                                                   "NER model only; default: the types it was trained on)")
@@ -49,8 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         overrides["max_text_chars"] = NO_TEXT_LIMIT
         model = load_serving_model(args.model, overrides, args.tracking_uri)
         args.output.parent.mkdir(parents=True, exist_ok=True)
+        if args.output_format != "jsonl" and model.task != "ner":
+            raise ValueError(f"--output-format {args.output_format}: written for NER models; an RE model writes "
+                             "the submission CSV")
         options = {"text_column": args.text_column,
-                   "types": [t.strip() for t in args.types.split(",")] if args.types else None}
+                   "types": [t.strip() for t in args.types.split(",")] if args.types else None,
+                   "output_format": args.output_format, "offset_unit": args.offset_unit,
+                   "model_version": args.model}
         n = model.impl.serving.predict_file(model, args.input, args.output, options)
     except (DataError, FileNotFoundError, ValueError, MlflowException) as err:
         print(f"error: {err}", file=sys.stderr)

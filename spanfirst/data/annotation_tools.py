@@ -50,6 +50,26 @@ def read_documents(path: str | Path, fmt: str, *, offset_unit: str = "auto", on_
     return resolve(raws, notes, offset_unit, on_mismatch)
 
 
+def texts_of(path: str | Path, fmt: str, text_field: str | None = None) -> list[str]:
+    """Every text of an export, annotated or not (what a model pre-annotates): each task's,
+    record's or ``.txt`` file's text, in the file's order."""
+    path = Path(path)
+    if fmt == "brat":
+        return [raw.text for raw in _brat(path, {})] + [
+            p.read_text(encoding="utf-8-sig") for p in sorted(path.glob("*.txt")) if not p.with_suffix(".ann").is_file()]
+    if fmt == "doccano":
+        from spanfirst.data.readers import iter_jsonl
+
+        texts = []
+        for n, record in iter_jsonl(path):
+            if not isinstance(record.get(text_field or "text"), str):
+                raise DataError(str(path), n, text_field or "text", "missing or not a string")
+            texts.append(record[text_field or "text"])
+        return texts
+    tasks = json.loads(path.read_text(encoding="utf-8-sig"))
+    return [_task_text(task.get("data") or {}, str(path), t, text_field) for t, task in enumerate(tasks, 1)]
+
+
 def sniff(path: str | Path) -> str | None:
     """The annotation-tool format a file or folder is in, or None: a folder of ``.ann`` files is
     brat; a JSON array of tasks with ``data`` is Label Studio; a JSON-lines object with ``relations``,

@@ -19,11 +19,16 @@ from spanfirst.data.types import Example, RelationExample
 
 
 def file_digest(path: str | Path) -> str:
-    """The first 16 hex digits of the file's SHA-256 (what MLflow shows as the dataset digest)."""
+    """The first 16 hex digits of the file's SHA-256 (what MLflow shows as the dataset digest); a
+    folder (brat standoff): of its files' names and contents, in name order."""
+    path = Path(path)
     h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+        if path.is_dir():
+            h.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()[:16]
 
 

@@ -7,7 +7,6 @@ takes the entity types to look for as the ``types`` param.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +53,15 @@ def ner_types(params: dict[str, Any] | None, predictor: Any) -> list[str] | None
 
 
 def read_texts(path: Path, column: str = "text") -> list[str]:
-    """Texts from .txt (a line each), .jsonl (``column`` field) or .csv (``column`` column)."""
+    """Texts from .txt (a line each), .jsonl (``column`` field), .csv (``column`` column), or an
+    annotation tool's export (every task's, record's or brat ``.txt`` file's text)."""
+    from spanfirst.data.annotation_tools import sniff, texts_of
     from spanfirst.data.readers import iter_jsonl
     from spanfirst.errors import DataError
 
+    tool = sniff(path)
+    if tool is not None:
+        return texts_of(path, tool, None if column == "text" else column)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
@@ -112,21 +116,27 @@ class NerServing(TaskServing):
         return pd.DataFrame({"entities": predictor.predict(texts, batch_size, types)})
 
     def predict_file(self, model: Any, source: Path, out: Path, options: dict[str, Any]) -> int:
-        """One JSON line per text of ``source`` (.txt a line each, .jsonl/.csv its ``text_column``),
-        in input order; blank texts get no entities and are not sent to the model. ``types``: the
-        entity types to look for (GLiNER-style models only)."""
+        """The entities of every text of ``source`` (.txt a line each, .jsonl/.csv its
+        ``text_column``, an annotation tool's export), in input order: JSON lines ``{"text",
+        "entities"}``, or (``output_format``) a doccano / Label Studio import file
+        (:mod:`spanfirst.data.tool_imports`). Blank texts get no entities and are not sent to the
+        model. ``types``: the entity types to look for (GLiNER-style models only)."""
         from tqdm import tqdm
+
+        from spanfirst.data.tool_imports import PredictionWriter
 
         texts = read_texts(source, options.get("text_column") or "text")
         types = options.get("types")
         params = {"types": types} if types else None
         with out.open("w", encoding="utf-8") as f, tqdm(total=len(texts), unit="text") as bar:
+            writer = PredictionWriter(f, options.get("output_format") or "jsonl", options.get("model_version", ""),
+                                      options.get("offset_unit"))
             for lo in range(0, len(texts), model.max_batch_size):
                 part = texts[lo : lo + model.max_batch_size]
                 filled = [t for t in part if t.strip()]
                 found = iter(model.predict(pd.DataFrame({"text": filled}), params)["entities"]) if filled else iter(())
                 for text in part:
-                    ents = [dict(e) for e in next(found)] if text.strip() else []
-                    f.write(json.dumps({"text": text, "entities": ents}, ensure_ascii=False) + "\n")
+                    writer.write(text, [dict(e) for e in next(found)] if text.strip() else [])
                 bar.update(len(part))
+            writer.close()
         return len(texts)
