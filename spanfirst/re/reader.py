@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import csv
 import json
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from spanfirst.data.annotation_tools import TOOL_FORMATS, read_documents, sniff
 from spanfirst.data.documents import PairRules, count_layers, observed_type_pairs, relation_rows
 from spanfirst.data.readers import is_table_file, iter_jsonl, read_records
 from spanfirst.data.types import RelationExample, Span
-from spanfirst.errors import DataError
+from spanfirst.errors import DataError, DataWarning
 
 RE_FORMATS = ("klue_re_csv", "re_jsonl", "re_parquet", *TOOL_FORMATS)
 # role -> the names it is found under, first match wins (data.columns / data.entity_keys override)
@@ -147,10 +148,10 @@ def pair_rules(path: str | Path, data: Any, fmt: str = "auto") -> PairRules:
     the training file's relations (never the scored file's own)."""
     training = bool(data.train) and Path(path).resolve() == Path(data.train).resolve()
     types = None
-    if data.pair_types == "observed":
-        if not data.train or not Path(data.train).exists():
-            raise DataError(str(path), None, "data.pair_types", "'observed' needs the training file (data.train) "
-                            "to read the relations' type pairs from")
+    if data.pair_types == "observed" and (not data.train or not Path(data.train).exists()):
+        warnings.warn(f"{path}: data.pair_types is 'observed' but the training file ({data.train}) is not here to "
+                      "read the relations' type pairs from: every entity pair is a row", DataWarning, stacklevel=2)
+    elif data.pair_types == "observed":
         train_fmt = fmt if training else "auto"
         read = read_documents(data.train, sniff(data.train) if train_fmt == "auto" else train_fmt,
                               offset_unit=data.offset_unit, on_mismatch=data.on_entity_mismatch,

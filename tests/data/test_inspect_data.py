@@ -53,3 +53,17 @@ def test_a_bad_file_is_one_clear_line(tmp_path, capsys):
     assert inspect_main()([str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.jsonl, line 1" in err and "record layout" in err
+
+
+def test_brat_folder_as_ner_and_as_re_pairs(tmp_path, capsys):
+    from tests.data.test_annotation_tools import write_brat
+
+    folder = write_brat(tmp_path)
+    assert inspect_main()([str(folder), "--task", "re"]) == 0
+    out = capsys.readouterr().out
+    assert "format: brat" in out and "entities: 4" in out and "relations: 2" in out
+    assert "pairs made: 6" in out and "positives: 1" in out and "negatives kept: 5" in out
+    assert "relations missing entity: 1" in out and "discontinuous entities 1" in out
+    assert inspect_main()([str(folder), "--task", "ner"]) == 0
+    out = capsys.readouterr().out
+    assert "entities: 4" in out and "entities per type: ORG 2, PER 2" in out and "relations: 2" in out
