@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         model = load_serving_model(args.model, overrides, args.tracking_uri)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         if args.output_format != "jsonl" and model.task != "ner":
-            raise ValueError(f"--output-format {args.output_format}: written for NER models; an RE model writes "
-                             "the submission CSV")
+            raise ValueError(f"--output-format {args.output_format}: written for NER models (this is a "
+                             f"'{model.task}' model)")
         options = {"text_column": args.text_column,
                    "types": [t.strip() for t in args.types.split(",")] if args.types else None,
                    "output_format": args.output_format, "offset_unit": args.offset_unit,

@@ -84,6 +84,7 @@ class ReTask(Task):
         if checkpoint is not None:  # its label order and markers; the train file only feeds the baseline
             saved = checkpoint.labels
             labels, types, markers = saved["labels"], saved.get("entity_types", []), saved.get("marker_tokens", [])
+            type_pairs = saved.get("relation_type_pairs", [])
             backbone = checkpoint.backbone_path
             skipped_rows = dev.skipped_rows[:5]
         else:
@@ -97,6 +98,10 @@ class ReTask(Task):
                 labels = relation_labels(train.examples, neg, cfg.data.relation_list)
             check_labels(train.examples, labels, cfg.data.train)
             types = sorted({s.type for ex in train.examples for s in (ex.subject, ex.object)})
+            # (subject type, object type) of the training relations: the pairs a composed NER + RE
+            # model forms from predicted entities when data.pair_types is "observed"
+            type_pairs = [list(p) for p in sorted({(ex.subject.type, ex.object.type) for ex in train.examples
+                                                    if ex.label != neg})]
             markers = marker_vocab(cfg.re.marker_style, types)
             backbone = resolve_backbone(cfg.model.backbone, cfg.model.tiny,
                                         tiny_training_texts(cfg.re.marker_style, train.examples, markers))
@@ -105,7 +110,7 @@ class ReTask(Task):
             check_labels(dev.examples, labels, cfg.data.dev)
         return {
             "train": train.examples, "dev": dev.examples, "labels": labels, "entity_types": types,
-            "marker_tokens": markers, "backbone_path": backbone,
+            "marker_tokens": markers, "backbone_path": backbone, "relation_type_pairs": type_pairs,
             "skipped": {"train": train.skipped, "dev": dev.skipped}, "skipped_rows": skipped_rows,
         }
 
@@ -141,7 +146,8 @@ class ReTask(Task):
 
     def label_info(self) -> dict[str, Any]:
         return {"labels": self.labels, "negative_label": self.negative, "marker_style": self.cfg.re.marker_style,
-                "marker_tokens": self.markers, "entity_types": self.prepared["entity_types"]}
+                "marker_tokens": self.markers, "entity_types": self.prepared["entity_types"],
+                "relation_type_pairs": self.prepared.get("relation_type_pairs", [])}
 
     @staticmethod
     def build_from_checkpoint(encoder: nn.Module, cfg: RunConfig, labels: dict[str, Any]) -> nn.Module:

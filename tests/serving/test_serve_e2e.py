@@ -327,3 +327,106 @@ def test_a_short_soak_gets_no_5xx_and_a_4xx_for_every_bad_request(served):
         result = soak(server, mix, requests=6 * len(mix), clients=3, time_limit_s=120, warmup=2)
         assert verdict(result) == [], (task, verdict(result), server.log()[-3000:])
         assert result["sent"] == 6 * len(mix)
+
+
+# -- NER + RE composed, over HTTP ------------------------------------------------------------
+
+
+def as_documents(rows: list[dict], path: Path) -> Path:
+    """RE rows of the same sentence grouped into one doccano document (its entities, its relations)."""
+    docs: dict[str, dict] = {}
+    for r in rows:
+        doc = docs.setdefault(r["text"], {"text": r["text"], "entities": [], "relations": []})
+        ids = []
+        for side in ("subject", "object"):
+            e = r[side]
+            key = {"label": e["type"], "start_offset": e["start"], "end_offset": e["end"]}
+            found = next((x["id"] for x in doc["entities"] if {k: x[k] for k in key} == key), None)
+            if found is None:
+                found = len(doc["entities"]) + 1
+                doc["entities"].append({"id": found, **key})
+            ids.append(found)
+        if r["label"] != "no_relation":
+            doc["relations"].append({"from_id": ids[0], "to_id": ids[1], "type": r["label"]})
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs.values()), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def composed_parts(served):
+    """An NER and an RE model trained on the same document-shaped file (3 epochs: an RE model of
+    one epoch predicts no relation at all)."""
+    root = served.root / "composed"
+    train_docs = as_documents(read_jsonl(SAMPLE / "klue_re_train.jsonl"), root.parent / "docs-train.jsonl")
+    dev_docs = as_documents(read_jsonl(SAMPLE / "klue_re_dev.jsonl"), root.parent / "docs-dev.jsonl")
+    train = pipeline("train")
+    common = ["--set", f"data.train={train_docs}", "--set", f"data.dev={dev_docs}", "--set", "train.epochs=3",
+              "--set", "train.num_workers=1", "--set", f"model.max_length={MAX_LENGTH}"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SPANFIRST_CACHE", str(served.root / "cache"))
+        assert train([str(CONFIGS / "quickstart_ner.yaml"), *common, "--set", f"train.output_dir={root / 'ner'}"]) == 0
+        assert train([str(CONFIGS / "quickstart_re.yaml"), *common, "--set", f"train.output_dir={root / 're'}"]) == 0
+    return SimpleNamespace(ner=root / "ner" / "best", re=root / "re" / "best", dev=dev_docs)
+
+
+def test_composed_model_extracts_entities_and_relations_over_http(served, composed_parts, tmp_path):
+    from spanfirst import checkpoint as ckpt
+    from spanfirst.extraction.chain import Extractor, pair_rules_of
+    from spanfirst.ner.predictor import NerPredictor
+    from spanfirst.re.predictor import RePredictor
+    from spanfirst.tracking import client
+
+    parts = composed_parts
+    assert pipeline("compose")(["--ner", str(parts.ner), "--re", str(parts.re), "--data", str(parts.dev),
+                                "--register", "serve-extract", "--output", str(tmp_path / "composed"),
+                                "--tracking-uri", served.uri]) == 0
+    version = client(served.uri).get_model_version_by_alias("serve-extract", "champion")
+    run = client(served.uri).get_run(version.run_id)
+    assert 0.0 < run.data.metrics["e2e_relation_gold_entities_f1"] <= 1.0
+    assert run.data.metrics["e2e_relation_strict_f1"] <= run.data.metrics["e2e_relation_boundaries_f1"]
+    ner, re_ = NerPredictor.load(parts.ner), RePredictor.load(parts.re)
+    local = Extractor(ner, re_, pair_rules_of(re_, ckpt.read(parts.re, task="re").labels))
+    texts = [r["text"] for r in read_jsonl(parts.dev)[:16]]
+    want = local.extract(texts)
+    assert any(w["relations"] for w in want)
+    server = ModelServer("models:/serve-extract@champion", served.root / "extract-server.log",
+                         {"MLFLOW_TRACKING_URI": served.uri})
+    try:
+        server.start()
+        server.wait_ready()
+        http = server.client()
+        status, body = http.invoke({"inputs": texts})
+        assert status == 200, body
+        rows = body["predictions"]
+        assert [list(r) for r in rows] == [["text", "entities", "relations"]] * len(texts)
+        for text, row, expected in zip(texts, rows, want):
+            assert row["text"] == text
+            for ent in row["entities"]:
+                assert text[ent["start"]:ent["end"]] == ent["text"] and set(ent) == {"start", "end", "type", "score", "text"}
+            same_entities(row["entities"], expected["entities"])
+            for rel in row["relations"]:
+                assert set(rel) == {"subject", "object", "label", "score"} and rel["subject"] != rel["object"]
+                assert 0 <= rel["subject"] < len(row["entities"]) and 0 <= rel["object"] < len(row["entities"])
+                assert rel["label"] in re_.labels and rel["label"] != re_.negative and 0.0 <= rel["score"] <= 1.0
+            assert [(r["subject"], r["object"], r["label"]) for r in row["relations"]] == \
+                [(r["subject"], r["object"], r["label"]) for r in expected["relations"]]
+        status, body = http.invoke({"inputs": texts, "params": {"relations": False}})
+        assert status == 200 and all(r["relations"] == [] for r in body["predictions"])
+        status, body = http.invoke({"inputs": texts, "params": {"min_relation_score": 1.0}})
+        assert status == 200 and all(r["relations"] == [] for r in body["predictions"])
+        status, body = http.invoke({"inputs": ["서울", None]})
+        assert status == 400 and "field 'text' of row 1 must be a string" in body["message"]
+        assert server.alive()
+    finally:
+        server.stop()
+    # the saved folder answers the same through predict.py, and evaluate.py scores it end to end
+    (tmp_path / "texts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    assert pipeline("predict")([str(tmp_path / "composed"), "--input", str(tmp_path / "texts.txt"),
+                                "--output", str(tmp_path / "out.jsonl")]) == 0
+    got = read_jsonl(tmp_path / "out.jsonl")
+    assert [(r["text"], [(x["subject"], x["object"], x["label"]) for x in r["relations"]]) for r in got] == \
+        [(w["text"], [(x["subject"], x["object"], x["label"]) for x in w["relations"]]) for w in want]
+    assert pipeline("evaluate")([str(tmp_path / "composed"), "--data", str(parts.dev),
+                                 "--out", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "report.json").read_text(encoding="utf-8"))["metrics"]
+    assert report["e2e_relation_strict_f1"] == pytest.approx(run.data.metrics["e2e_relation_strict_f1"])
