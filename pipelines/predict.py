@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", required=True, type=Path)
     ap.add_argument("--text-column", default="text")
     ap.add_argument("--output-format", choices=["jsonl", "doccano", "label-studio"], default="jsonl",
-                    help="NER: JSON lines (default) or an annotation tool's import file")
+                    help="NER or composed NER + RE: JSON lines (default) or an annotation tool's import file")
     ap.add_argument("--offset-unit", choices=["code_points", "utf16"], default=None,
                     help="offsets in the import file (default: utf16 for label-studio, code_points otherwise)")
     ap.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default: the model's)")
@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         overrides["max_text_chars"] = NO_TEXT_LIMIT
         model = load_serving_model(args.model, overrides, args.tracking_uri)
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        if args.output_format != "jsonl" and model.task != "ner":
-            raise ValueError(f"--output-format {args.output_format}: written for NER models (this is a "
-                             f"'{model.task}' model)")
+        if args.output_format != "jsonl" and model.task == "re":
+            raise ValueError(f"--output-format {args.output_format}: written for NER and composed models; an RE "
+                             "model writes the submission CSV")
         options = {"text_column": args.text_column,
                    "types": [t.strip() for t in args.types.split(",")] if args.types else None,
                    "output_format": args.output_format, "offset_unit": args.offset_unit,

@@ -1,7 +1,8 @@
-"""A model's entities as an annotation tool's import file, so a team corrects the model's output
-instead of annotating from nothing: doccano JSONL (``{"text", "label": [[start, end, type]]}``) or a
-Label Studio task list with ``predictions`` (each span's score, the prediction's mean score and the
-model version). Offsets are written in the unit the tool counts: UTF-16 units for Label Studio (a
+"""A model's entities (and a composed model's relations) as an annotation tool's import file, so a
+team corrects the model's output instead of annotating from nothing: doccano JSONL (``{"text",
+"label": [[start, end, type]]}``, or ``entities`` + ``relations`` when there are relations) or a Label
+Studio task list with ``predictions`` (each span's score, the prediction's mean score, the model
+version; relations as ``relation`` results between the spans). Offsets are written in the unit the tool counts: UTF-16 units for Label Studio (a
 browser's string indexes), code points for doccano unless asked otherwise. What these files hold
 reads back with :mod:`spanfirst.data.annotation_tools`.
 """
@@ -23,20 +24,32 @@ def _offset(text: str, index: int, unit: str) -> int:
     return index_to_utf16(text, index) if unit == "utf16" else index
 
 
-def doccano_record(text: str, entities: Sequence[dict[str, Any]], unit: str = "code_points") -> dict[str, Any]:
-    return {"text": text, "label": [[_offset(text, e["start"], unit), _offset(text, e["end"], unit), e["type"]]
-                                    for e in entities]}
+def doccano_record(text: str, entities: Sequence[dict[str, Any]], unit: str = "code_points",
+                   relations: Sequence[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Sequence labelling (``label``), or relation labelling (``entities`` + ``relations``, ids from 1)
+    when ``relations`` is given."""
+    if relations is None:
+        return {"text": text, "label": [[_offset(text, e["start"], unit), _offset(text, e["end"], unit), e["type"]]
+                                        for e in entities]}
+    return {"text": text,
+            "entities": [{"id": k + 1, "label": e["type"], "start_offset": _offset(text, e["start"], unit),
+                          "end_offset": _offset(text, e["end"], unit)} for k, e in enumerate(entities)],
+            "relations": [{"id": k + 1, "from_id": r["subject"] + 1, "to_id": r["object"] + 1, "type": r["label"]}
+                          for k, r in enumerate(relations)]}
 
 
 def label_studio_task(text: str, entities: Sequence[dict[str, Any]], model_version: str, *, unit: str = "utf16",
-                      from_name: str = "label", to_name: str = "text") -> dict[str, Any]:
-    """One task: ``data.text`` and one prediction whose results are the entities (``from_name`` /
-    ``to_name``: the labelling config's ``<Labels name>`` and ``<Text name>``)."""
+                      from_name: str = "label", to_name: str = "text",
+                      relations: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """One task: ``data.text`` and one prediction whose results are the entities and the relations
+    between them (``from_name`` / ``to_name``: the labelling config's ``<Labels name>`` and ``<Text name>``)."""
     results = [{"id": f"p{k}", "from_name": from_name, "to_name": to_name, "type": "labels",
                 "value": {"start": _offset(text, e["start"], unit), "end": _offset(text, e["end"], unit),
                           "text": text[e["start"]:e["end"]], "labels": [e["type"]]},
                 "score": float(e.get("score", 1.0))} for k, e in enumerate(entities)]
     score = sum(r["score"] for r in results) / len(results) if results else 0.0
+    results += [{"from_id": f"p{r['subject']}", "to_id": f"p{r['object']}", "type": "relation", "direction": "right",
+                 "labels": [r["label"]]} for r in relations]
     return {"data": {to_name: text},
             "predictions": [{"model_version": model_version, "score": score, "result": results}]}
 
@@ -52,13 +65,16 @@ class PredictionWriter:
         self.unit = unit or DEFAULT_UNIT.get(fmt, "code_points")
         self.count = 0
 
-    def write(self, text: str, entities: Sequence[dict[str, Any]]) -> None:
+    def write(self, text: str, entities: Sequence[dict[str, Any]], relations: Sequence[dict[str, Any]] | None = None) -> None:
+        """One text's entities, and its relations (a composed model's; None: an NER model's answer)."""
         if self.fmt == "jsonl":
             record: dict[str, Any] = {"text": text, "entities": list(entities)}
+            if relations is not None:
+                record["relations"] = list(relations)
         elif self.fmt == "doccano":
-            record = doccano_record(text, entities, self.unit)
+            record = doccano_record(text, entities, self.unit, relations)
         else:
-            record = label_studio_task(text, entities, self.model_version, unit=self.unit)
+            record = label_studio_task(text, entities, self.model_version, unit=self.unit, relations=relations or ())
         line = json.dumps(record, ensure_ascii=False)
         if self.fmt == "label-studio":
             self.f.write(("[\n" if self.count == 0 else ",\n") + line)
@@ -71,12 +87,12 @@ class PredictionWriter:
             self.f.write("[]\n" if self.count == 0 else "\n]\n")
 
 
-def write_predictions(path: str | Path, items: Iterable[tuple[str, Sequence[dict[str, Any]]]], fmt: str = "jsonl",
-                      model_version: str = "", unit: str | None = None) -> int:
-    """Every (text, entities) of ``items`` into ``path``; returns how many."""
+def write_predictions(path: str | Path, items: Iterable[tuple], fmt: str = "jsonl", model_version: str = "",
+                      unit: str | None = None) -> int:
+    """Every (text, entities) or (text, entities, relations) of ``items`` into ``path``; returns how many."""
     with Path(path).open("w", encoding="utf-8") as f:
         writer = PredictionWriter(f, fmt, model_version, unit)
-        for text, entities in items:
-            writer.write(text, entities)
+        for item in items:
+            writer.write(*item)
         writer.close()
     return writer.count

@@ -42,23 +42,24 @@ class ExtractServing:
 
     @staticmethod
     def predict_file(model: Any, source: Path, out: Path, options: dict[str, Any]) -> int:
-        """One JSON line ``{"text", "entities", "relations"}`` per text of ``source`` (as NER reads
-        its input); blank texts get nothing and are not sent to the model."""
-        import json
-
+        """The entities and relations of every text of ``source`` (as NER reads its input): JSON lines
+        ``{"text", "entities", "relations"}``, or a doccano / Label Studio import file
+        (``output_format``); blank texts get nothing and are not sent to the model."""
+        from spanfirst.data.tool_imports import PredictionWriter
         from spanfirst.ner.serving import read_texts
 
         texts = read_texts(source, options.get("text_column") or "text")
         with out.open("w", encoding="utf-8") as f:
+            writer = PredictionWriter(f, options.get("output_format") or "jsonl", options.get("model_version", ""),
+                                      options.get("offset_unit"))
             for lo in range(0, len(texts), model.max_batch_size):
                 part = texts[lo : lo + model.max_batch_size]
                 filled = [t for t in part if t.strip()]
-                found = model.predict(pd.DataFrame({"text": filled})).to_dict("records") if filled else []
-                rows = iter(found)
+                rows = iter(model.predict(pd.DataFrame({"text": filled})).to_dict("records") if filled else [])
                 for text in part:
                     row = next(rows) if text.strip() else {"entities": [], "relations": []}
-                    f.write(json.dumps({"text": text, "entities": [dict(e) for e in row["entities"]],
-                                        "relations": [dict(r) for r in row["relations"]]}, ensure_ascii=False) + "\n")
+                    writer.write(text, [dict(e) for e in row["entities"]], [dict(r) for r in row["relations"]])
+            writer.close()
         return len(texts)
 
 

@@ -245,3 +245,22 @@ def test_mapping_refuses_an_unknown_role():
     cfg = config_class("ner")()
     with pytest.raises(ConfigError, match=r"unknown role\(s\) \['label_key'\]; data.fields maps text, tokens"):
         apply_overrides(cfg, {"data.fields": {"label_key": "tags", "text": "sentence"}}, "test")
+
+
+def test_import_files_with_relations_read_back(tmp_path):
+    from spanfirst.data.tool_imports import write_predictions
+
+    text = "🙂 Kim works at Acme."
+    entities = [{"start": 2, "end": 5, "type": "PER", "score": 0.9, "text": "Kim"},
+                {"start": 15, "end": 19, "type": "ORG", "score": 0.8, "text": "Acme"}]
+    relations = [{"subject": 0, "object": 1, "label": "works_for", "score": 0.7}]
+    ls, dc = tmp_path / "ls.json", tmp_path / "dc.jsonl"
+    assert write_predictions(ls, [(text, entities, relations)], "label-studio", "v1") == 1
+    assert write_predictions(dc, [(text, entities, relations)], "doccano") == 1
+    task = json.loads(ls.read_text(encoding="utf-8"))[0]
+    assert task["predictions"][0]["result"][0]["value"]["start"] == 3  # UTF-16: the emoji counts two
+    task["annotations"] = [{"id": 1, "result": task["predictions"][0]["result"]}]
+    ls.write_text(json.dumps([task]), encoding="utf-8")
+    for path in (ls, dc):
+        (row,) = read_re(path).examples[:1]
+        assert (row.subject, row.object, row.label) == (Span(2, 5, "PER"), Span(15, 19, "ORG"), "works_for")
