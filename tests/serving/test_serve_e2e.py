@@ -430,3 +430,32 @@ def test_composed_model_extracts_entities_and_relations_over_http(served, compos
                                  "--out", str(tmp_path / "eval")]) == 0
     report = json.loads((tmp_path / "eval" / "report.json").read_text(encoding="utf-8"))["metrics"]
     assert report["e2e_relation_strict_f1"] == pytest.approx(run.data.metrics["e2e_relation_strict_f1"])
+
+
+def test_compose_keeps_the_best_pair_of_two_sweeps_top_checkpoints(served, composed_parts, tmp_path, capsys):
+    import csv
+
+    parts = composed_parts
+
+    def sweep_folder(name: str, trials: list[tuple[str, float, Path]]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        with (folder / "trials.csv").open("w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["trial_id", "status", "score", "checkpoint"])
+            w.writerows([[t, "completed", s, str(p)] for t, s, p in trials])
+        return folder
+
+    # ranked by their own dev scores, the KLUE-NER sample's model comes first, but its entity types
+    # (PS, OG, ...) are not the documents' (PER, ORG, ...): the pair with the parts trained on the
+    # documents wins end to end
+    ner_sweep = sweep_folder("ner-sweep", [("klue", 0.9, served.ner_ckpt), ("docs", 0.2, parts.ner),
+                                           ("gone", 0.95, tmp_path / "missing")])
+    re_sweep = sweep_folder("re-sweep", [("docs", 0.4, parts.re), ("klue", 0.3, served.re_ckpt)])
+    out = tmp_path / "best-pair"
+    assert pipeline("compose")(["--ner-sweep", str(ner_sweep), "--re-sweep", str(re_sweep), "--top-k", "2",
+                                "--data", str(parts.dev), "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"best pair: {parts.ner} + {parts.re}" in printed
+    assert sum(line.strip().startswith(("klue", "docs")) for line in printed.splitlines()) == 4  # 2 x 2 pairs
+    assert (out / "MLmodel").is_file()
