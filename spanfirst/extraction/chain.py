@@ -59,4 +59,20 @@ class Extractor:
             subject, obj = pair.split(">")
             out[int(doc)]["relations"].append({"subject": int(subject), "object": int(obj), "label": label,
                                                "score": round(score, 6)})
+        if self.rules.symmetric:
+            for answer in out:
+                answer["relations"] = merge_symmetric(answer["relations"], self.rules.symmetric)
         return out
+
+
+def merge_symmetric(relations: list[dict[str, Any]], symmetric: frozenset[str]) -> list[dict[str, Any]]:
+    """One relation per entity pair for a symmetric label: both directions are classified, the
+    better-scored one is kept (in its place in the list)."""
+    best: dict[tuple[int, int, str], dict[str, Any]] = {}
+    for rel in relations:
+        if rel["label"] in symmetric:
+            key = (min(rel["subject"], rel["object"]), max(rel["subject"], rel["object"]), rel["label"])
+            if key not in best or rel["score"] > best[key]["score"]:
+                best[key] = rel
+    keep = {id(r) for r in best.values()}
+    return [r for r in relations if r["label"] not in symmetric or id(r) in keep]
