@@ -17,6 +17,7 @@ the two servers on the same test sentences.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -199,15 +200,14 @@ def run(corpus: Path, work: Path, setup: Setup = Setup()) -> str:
     files = corpus_files(corpus, work / "data")
     ner_cfg, re_cfg = configs(files, encoder, work, setup)
     load_train = os.getloadavg()[0]
-    rows: dict[str, list[dict[str, Any]]] = {"model": [], "floor": []}
-    parts = []
+    rows: list[dict[str, dict[str, float]]] = []
+    parts, floor = [], None
     for seed in setup.seeds:
         ner_run, re_run = train_pair(ner_cfg, re_cfg, work, seed)
-        model, floor = chains(ner_run.best_dir, re_run.best_dir, files, re_cfg)
+        model, floor_chain = chains(ner_run.best_dir, re_run.best_dir, files, re_cfg)
         got = score(model, files)
-        rows["model"].append(got)
-        if seed == setup.seeds[0]:
-            rows["floor"].append(score(floor, files))
+        rows.append(got)
+        floor = floor or score(floor_chain, files)  # lookups of the training file: the same for every seed
         parts.append((ner_run, re_run))
         print(f"[e2e-conll04] seed {seed}: test entity F1 {got['test']['e2e_entity_f1']:.3f}, relation strict "
               f"{got['test']['e2e_relation_strict_f1']:.3f}, gold entities {got['test']['e2e_relation_gold_entities_f1']:.3f}",
@@ -215,7 +215,7 @@ def run(corpus: Path, work: Path, setup: Setup = Setup()) -> str:
     texts = _texts(files["test"])
     load_latency = settle()
     lat = latency(parts[0][0].best_dir, parts[0][1].best_dir, texts, work, setup)
-    return report(rows, parts, lat, setup, load_train, load_latency, texts)
+    return report(rows, floor, parts, lat, setup, load_train, load_latency, texts)
 
 
 def settle(below: float = 1.0, at_most_s: float = 300.0) -> float:
@@ -228,8 +228,6 @@ def settle(below: float = 1.0, at_most_s: float = 300.0) -> float:
 
 
 def _texts(path: Path) -> list[str]:
-    import json
-
     return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
@@ -238,9 +236,8 @@ METRICS = [("entity strict F1", "e2e_entity_f1"), ("relation F1, boundaries", "e
            ("loss from predicted entities", "e2e_relation_loss_from_entities")]
 
 
-def report(rows, parts, lat, setup: Setup, load_train: float, load_latency: float, texts: list[str]) -> str:
-    floor = rows["floor"][0]
-    table_rows = [[label, *(mean_spread([r[split][key] for r in rows["model"]]) for split in ("dev", "test")),
+def report(rows, floor, parts, lat, setup: Setup, load_train: float, load_latency: float, texts: list[str]) -> str:
+    table_rows = [[label, *(mean_spread([r[split][key] for r in rows]) for split in ("dev", "test")),
                    floor["dev"][key], floor["test"][key]] for label, key in METRICS]
     ms = lambda xs, q: float(np.percentile(xs, q) * 1000)  # noqa: E731
     tput = lambda xs, n: n / float(xs.sum())  # noqa: E731
@@ -254,7 +251,7 @@ def report(rows, parts, lat, setup: Setup, load_train: float, load_latency: floa
     epoch_s = {task: statistics.mean(statistics.mean(h["epoch_train_seconds"] for h in run.history)
                                      for run in (p[i] for p in parts)) for i, task in enumerate(("ner", "re"))}
     losers = [label for label, key in METRICS[:3]
-              if statistics.mean(r["test"][key] for r in rows["model"]) <= floor["test"][key]]
+              if statistics.mean(r["test"][key] for r in rows) <= floor["test"][key]]
     verdict = ("The chain loses to its floor on test in: " + "; ".join(losers) + "." if losers
                else "The chain beats its floor on test in every measure.")
     chars = np.array([len(t) for t in texts])

@@ -310,7 +310,7 @@ def _brat_line(raw: RawDocument, line: int, n: int, src: str) -> str | None:
             raise DataError(src, n, ident, f"expected 'T<id><TAB><type> <start> <end><TAB><text>', got {line[:80]!r}")
         if ";" in parts[1]:
             return "discontinuous entities"  # fragments of one mention: not one span, never merged
-        a, b = (_bratint_offset(x, src, n, ident) for x in fields[1:3])
+        a, b = (_brat_int(x, src, n, ident) for x in fields[1:3])
         raw.entities.append(RawEntity(ident, a, b, fields[0], "\t".join(parts[2:]), ident))
         return None
     args = dict(f.split(":", 1) for f in fields[1:] if ":" in f)
@@ -321,7 +321,7 @@ def _brat_line(raw: RawDocument, line: int, n: int, src: str) -> str | None:
     return None
 
 
-def _bratint_offset(value: str, src: str, n: int, where: str) -> int:
+def _brat_int(value: str, src: str, n: int, where: str) -> int:
     if not value.isdigit():
         raise DataError(src, n, where, f"expected an integer offset, got {value!r}")
     return int(value)

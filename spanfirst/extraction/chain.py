@@ -68,11 +68,11 @@ class Extractor:
 def merge_symmetric(relations: list[dict[str, Any]], symmetric: frozenset[str]) -> list[dict[str, Any]]:
     """One relation per entity pair for a symmetric label: both directions are classified, the
     better-scored one is kept (in its place in the list)."""
-    best: dict[tuple[int, int, str], dict[str, Any]] = {}
-    for rel in relations:
+    best: dict[tuple[int, int, str], int] = {}  # (entity, entity, label) -> index of the kept one
+    for i, rel in enumerate(relations):
         if rel["label"] in symmetric:
             key = (min(rel["subject"], rel["object"]), max(rel["subject"], rel["object"]), rel["label"])
-            if key not in best or rel["score"] > best[key]["score"]:
-                best[key] = rel
-    keep = {id(r) for r in best.values()}
-    return [r for r in relations if r["label"] not in symmetric or id(r) in keep]
+            if key not in best or rel["score"] > relations[best[key]]["score"]:
+                best[key] = i
+    keep = set(best.values())
+    return [r for i, r in enumerate(relations) if r["label"] not in symmetric or i in keep]

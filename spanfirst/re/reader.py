@@ -139,10 +139,10 @@ def read_re_as_configured(path: str | Path, data: Any, fmt: str | None = None, *
     return read_re(path, fmt, on_mismatch=data.on_entity_mismatch, limit=limit,
                    require_label=require_label, columns=data.columns, entity_keys=data.entity_keys,
                    offsets=data.offsets, offset_unit=data.offset_unit, text_field=data.fields.get("text"),
-                   pairs=pair_rules(path, data, fmt) if fmt in TOOL_FORMATS else None)
+                   pairs=pair_rules(path, data) if fmt in TOOL_FORMATS else None)
 
 
-def pair_rules(path: str | Path, data: Any, fmt: str = "auto") -> PairRules:
+def pair_rules(path: str | Path, data: Any) -> PairRules:
     """The config's pair rules for reading ``path``; ``pair_types: observed`` takes the type pairs of
     the training file's relations (never the scored file's own; the training file's from its own read)."""
     training = bool(data.train) and Path(path).resolve() == Path(data.train).resolve()
