@@ -2,7 +2,7 @@
 
 ``python pipelines/sweep.py [SPACE.yaml] [--num-samples N] [--max-concurrent M] [--gpus-per-worker G]
 [--workers-per-trial W] [--time-budget S] [--address ADDR] [--resume [DIR]] [--tracking-uri URI]
-[--storage PATH_OR_URI] [--shared-storage]``
+[--storage PATH_OR_URI] [--shared-storage] [--runtime torch|onnx|onnx-int8]``
 
 Without arguments it runs ``search_spaces/quickstart.yaml`` (bundled sample, tiny offline backbone,
 CPU) and ends with the command that serves the best model.
@@ -44,9 +44,13 @@ def main(argv: list[str] | None = None) -> int:
                          "or --shared-storage")
     ap.add_argument("--shared-storage", action="store_true",
                     help="the --storage folder is a shared filesystem (NFS, ...) at the same path on every node")
+    ap.add_argument("--runtime", choices=("torch", "onnx", "onnx-int8"),
+                    help="how the best model is served (default: the base config's serving.runtime); an ONNX "
+                         "runtime is checked against torch on dev before it is registered")
     args = ap.parse_args(argv)
 
     from spanfirst.serving.register import registration_report
+    from spanfirst.serving.runtime_parity import RuntimeRefused
     from spanfirst.tracking import runs_page
     from spanfirst.sweep.runner import SweepError, SweepOptions, run_sweep, stopped_count
     from spanfirst.sweep.storage import StorageError
@@ -54,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     opts = SweepOptions(num_samples=args.num_samples, max_concurrent=args.max_concurrent,
                         gpus_per_worker=args.gpus_per_worker, workers_per_trial=args.workers_per_trial,
                         time_budget_s=args.time_budget, address=args.address, resume=args.resume,
-                        tracking_uri=args.tracking_uri, storage=args.storage, shared_storage=args.shared_storage)
+                        tracking_uri=args.tracking_uri, storage=args.storage, shared_storage=args.shared_storage,
+                        runtime=args.runtime)
     try:
         out = run_sweep(args.space, opts)
-    except (ConfigError, DataError, FileNotFoundError, SweepError, StorageError) as err:
+    except (ConfigError, DataError, FileNotFoundError, SweepError, StorageError, RuntimeRefused) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print()

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--experiment", default="spanfirst-train", help="MLflow experiment for --register")
     ap.add_argument("--max-batch-size", type=int, default=None,
                     help="most rows per serving request, stored in the model's model_config (default 256)")
+    ap.add_argument("--runtime", choices=("torch", "onnx", "onnx-int8"),
+                    help="how the registered model is served (default: the config's serving.runtime); an ONNX "
+                         "runtime is checked against torch on dev before it is registered")
     args = ap.parse_args(argv)
     if args.max_batch_size is not None and args.max_batch_size < 1:
         ap.error("--max-batch-size must be a positive integer")
@@ -49,12 +52,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.register:
         from spanfirst.serving.register import register_checkpoint, registration_report
+        from spanfirst.serving.runtime_parity import RuntimeRefused
 
-        reg = register_checkpoint(
-            result.best_dir, cfg, result.history, float(result.best_metrics["dev_score"]), args.register,
-            args.tracking_uri, args.experiment,
-            None if args.max_batch_size is None else {"max_batch_size": args.max_batch_size},
-        )
+        model_config = {k: v for k, v in (("max_batch_size", args.max_batch_size), ("runtime", args.runtime))
+                        if v is not None}
+        try:
+            reg = register_checkpoint(result.best_dir, cfg, result.history, float(result.best_metrics["dev_score"]),
+                                      args.register, args.tracking_uri, args.experiment, model_config or None)
+        except RuntimeRefused as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(registration_report(reg))
     return 0
 

@@ -8,6 +8,9 @@ evaluation, prediction, serving and registration read back, without Ray::
     config.yaml        the resolved run config
     labels.json        format version, task, and the label info the task needs to decode
     metrics.json       (optional) the epoch's metrics and evaluation report
+    encoder.onnx       (optional, registration with ``serving.runtime: onnx``) the encoder for
+                       ONNX Runtime; ``encoder-int8.onnx`` for ``onnx-int8``; weights over 2 GB
+                       sit beside it in ``<name>.data``
 
 A run that may be restarted after a lost worker (``train.max_failures`` > 0) also writes, every
 epoch, what the loop needs to continue where it stopped::
@@ -39,7 +42,10 @@ from spanfirst.config import RunConfig, config_from_dict, read_yaml_mapping, sav
 CHECKPOINT_VERSION = 2
 MANIFEST = "labels.json"  # its presence makes a folder a model checkpoint
 _REQUIRED = ("backbone", "heads.safetensors", "config.yaml", MANIFEST)
-MODEL_FILES = frozenset({*_REQUIRED, "metrics.json"})  # a model checkpoint's own files
+#: the encoder exported for each ONNX runtime (:mod:`spanfirst.serving.onnx_runtime` writes them)
+ONNX_ENCODERS = {"onnx": "encoder.onnx", "onnx-int8": "encoder-int8.onnx"}
+MODEL_FILES = frozenset({*_REQUIRED, "metrics.json", *ONNX_ENCODERS.values(),
+                         *(f"{name}.data" for name in ONNX_ENCODERS.values())})  # a model checkpoint's own files
 _MANIFEST_KEYS = ("version", "task")
 
 Builder = Callable[[nn.Module, RunConfig, dict[str, Any]], nn.Module]
@@ -181,6 +187,12 @@ class Checkpoint:
     @property
     def backbone_path(self) -> str:
         return str(self.path / "backbone")
+
+    def onnx_encoder(self, runtime: str) -> Path:
+        """Where the encoder exported for ``runtime`` (``onnx`` or ``onnx-int8``) lives; it may not exist yet."""
+        if runtime not in ONNX_ENCODERS:
+            raise ValueError(f"runtime {runtime!r} has no ONNX encoder; ONNX runtimes: {sorted(ONNX_ENCODERS)}")
+        return self.path / ONNX_ENCODERS[runtime]
 
     def metrics(self) -> dict[str, Any]:
         """The saved epoch metrics and evaluation report ({} when the checkpoint has none)."""

@@ -369,6 +369,20 @@ class TrainConfig(Strict):
         return self.max_failures > 0 or self.save_training_state
 
 
+Runtime = Literal["torch", "onnx", "onnx-int8"]
+
+
+class ServingConfig(Strict):
+    """How registration packs the model for serving (:mod:`spanfirst.serving.onnx_runtime`)."""
+
+    #: torch: PyTorch eager; onnx / onnx-int8: the encoder run by ONNX Runtime (int8: its linear
+    #: layers dynamically quantised), the heads and decoding unchanged
+    runtime: Runtime = "torch"
+    #: the most an ONNX runtime may move the dev score (F1, 0-1) from torch's before registration
+    #: refuses it (0.005: half a point)
+    max_f1_change: float = Field(0.005, ge=0.0)
+
+
 class RunConfigBase(Strict):
     """What every task's run config has; a task adds its own model fields and section."""
 
@@ -377,6 +391,7 @@ class RunConfigBase(Strict):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     @field_validator("name")
     @classmethod

@@ -53,10 +53,11 @@ class Task(ABC):
         return cls._with_summaries(cfg, train, dev, cls.prepared(cfg, train, dev, None))
 
     @classmethod
-    def prepare_eval(cls, cfg: RunConfig, checkpoint: Checkpoint) -> dict[str, Any]:
-        """For evaluating a saved checkpoint on all of ``data.dev`` (train: for the baseline)."""
+    def prepare_eval(cls, cfg: RunConfig, checkpoint: Checkpoint, dev_limit: int | None = None) -> dict[str, Any]:
+        """For evaluating a saved checkpoint on ``data.dev`` (all of it, or its first ``dev_limit``
+        examples; train: for the baseline)."""
         train = cls.read_split(cfg, cfg.data.train, cfg.data.max_train_examples)
-        dev = cls.read_split(cfg, cfg.data.dev, None)
+        dev = cls.read_split(cfg, cfg.data.dev, dev_limit)
         return cls._with_summaries(cfg, train, dev, cls.prepared(cfg, train, dev, checkpoint))
 
     @classmethod

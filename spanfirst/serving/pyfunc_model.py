@@ -12,7 +12,8 @@ exclusive). Output: one row per input row: ``entities`` (NER: ``start``, ``end``
 in the checkpoint's label order). A bad request raises MLflow's ``INVALID_PARAMETER_VALUE``
 (HTTP 400) naming the field. ``model_config`` (:mod:`spanfirst.serving.settings`): at most
 ``max_batch_size`` rows per call and ``max_text_chars`` characters per text, ``batch_size`` rows
-per forward pass, on ``device``. A
+per forward pass, on ``device``, the encoder run by ``runtime`` (the checkpoint holds the ONNX
+file of an ``onnx`` / ``onnx-int8`` registration). A
 GLiNER-style NER model takes the entity types to look for as the ``types`` param.
 """
 
@@ -28,6 +29,7 @@ from mlflow.pyfunc import PythonModel
 
 from spanfirst import checkpoint as ckpt
 from spanfirst.serving.inputs import BadRequest, as_frame, check_text_lengths
+from spanfirst.serving.onnx_runtime import use_runtime
 from spanfirst.serving.settings import ServingSettings
 from spanfirst.tasks import get_task
 
@@ -43,6 +45,8 @@ class SpanfirstModel(PythonModel):
         self.task = checkpoint.task
         self.serving = get_task(self.task).serving()
         self.predictor = self.serving.load_predictor(checkpoint, device)
+        self.runtime = settings.runtime
+        use_runtime(self.predictor.model, checkpoint, settings.runtime, device)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:  # noqa: ANN001
         try:

@@ -1,5 +1,5 @@
 """The serving model's ``model_config``: rows per forward pass, the most rows per request, the
-longest text, device.
+longest text, device, runtime (``torch``, ``onnx``, ``onnx-int8``: :mod:`spanfirst.serving.onnx_runtime`).
 
 Set at log time (``log_checkpoint_model(..., model_config=...)``, ``train.py --max-batch-size``);
 overridable when the model is loaded, with MLflow's own ``MLFLOW_PYFUNC_INFERENCE_CONFIG``
@@ -18,7 +18,8 @@ ENV_OVERRIDES = "MLFLOW_PYFUNC_INFERENCE_CONFIG"
 
 # max_text_chars: 100,000 characters is some 30 pages; one such text takes seconds on a GPU and
 # far longer on a CPU worker, and a request holds up to max_batch_size of them
-DEFAULT_CONFIG: dict[str, Any] = {"batch_size": 32, "max_batch_size": 256, "max_text_chars": 100_000, "device": "cpu"}
+DEFAULT_CONFIG: dict[str, Any] = {"batch_size": 32, "max_batch_size": 256, "max_text_chars": 100_000, "device": "cpu",
+                                  "runtime": "torch"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class ServingSettings:
     max_batch_size: int
     device: str
     max_text_chars: int = DEFAULT_CONFIG["max_text_chars"]
+    runtime: str = "torch"
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | None) -> "ServingSettings":
@@ -34,8 +36,12 @@ class ServingSettings:
         device = merged["device"]
         if not isinstance(device, str) or not device:
             raise ValueError(f"model_config 'device' must be a torch device name such as 'cpu' or 'cuda', got {device!r}")
+        from spanfirst.serving.onnx_runtime import RUNTIMES
+
+        if merged["runtime"] not in RUNTIMES:
+            raise ValueError(f"model_config 'runtime' must be one of {list(RUNTIMES)}, got {merged['runtime']!r}")
         return cls(_positive_int(merged, "batch_size"), _positive_int(merged, "max_batch_size"), device,
-                   _positive_int(merged, "max_text_chars"))
+                   _positive_int(merged, "max_text_chars"), merged["runtime"])
 
 
 def _positive_int(config: dict[str, Any], key: str) -> int:

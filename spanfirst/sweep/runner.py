@@ -81,6 +81,7 @@ class SweepOptions:
     tracking_uri: str | None = None
     storage: str = "runs/sweeps"  # a local folder or a URI (s3://, gs://, any pyarrow filesystem)
     shared_storage: bool = False  # the user says a local --storage path is the same folder on every node
+    runtime: str | None = None  # the registered model's runtime (default: the base config's serving.runtime)
     verbose: int = 1
 
 
@@ -346,7 +347,8 @@ def run_sweep(space_path: str | Path, opts: SweepOptions) -> SweepOutcome:
         set_startups(trials, fit_started_at)
         run_ids = runs.close_trials(trials, name, space.base.task)
         runs.log_summary(trials, run_ids, exp_dir, s.metric)
-        best, registered = runs.register_best(trials, run_ids, exp_dir, space, name)
+        best, registered = runs.register_best(trials, run_ids, exp_dir, space, name,
+                                                {"runtime": opts.runtime} if opts.runtime else None)
         feature_stats = cache_stats(features)
         ray.kill(features)  # its features are no longer needed; a driver that runs more sweeps keeps no copy
     except BaseException as err:

@@ -302,7 +302,8 @@ class SweepRuns:
         }, step=0)
 
     def register_best(self, trials: list[TrialSummary], run_ids: dict[str, str], exp_dir: Storage,
-                      space: SweepSpace, sweep_name: str) -> tuple[TrialSummary | None, Registration | None]:
+                      space: SweepSpace, sweep_name: str,
+                      model_config: dict[str, Any] | None = None) -> tuple[TrialSummary | None, Registration | None]:
         """The best trial whose checkpoint is still there, logged as the parent run's model and
         registered under the space's model name; champion only if it beats the current one."""
         from spanfirst.serving.register import register_in_run
@@ -320,5 +321,6 @@ class SweepRuns:
         with checkpoint_dir(exp_dir, best.checkpoint) as local:  # on cloud storage: a temporary download
             reg = register_in_run(self.uri, self.parent_run_id, local, space.base.task, space.registered_model,
                                   space.spec.metric, best.score,
-                                  version_tags={TRIAL_TAG: best.trial_id, "spanfirst.sweep": sweep_name})
+                                  version_tags={TRIAL_TAG: best.trial_id, "spanfirst.sweep": sweep_name},
+                                  model_config=model_config)
         return best, reg
