@@ -127,3 +127,37 @@ def test_a_runtime_the_checkpoint_was_not_exported_for_is_refused_by_name(tmp_pa
     with pytest.raises(ValueError, match="model_config 'runtime' must be one of"):
         ServingSettings.from_config({"runtime": "tensorrt"})
     assert ServingSettings.from_config({"runtime": "onnx-int8"}).runtime == "onnx-int8"
+
+
+def test_a_runtime_that_moves_dev_f1_too_much_is_refused_and_nothing_is_logged(tmp_path):
+    """A stale ONNX file (exported from other weights) in the checkpoint: registration scores dev
+    with it beside torch into the run, refuses with both figures, and logs no model; the
+    checkpoint is left as it was."""
+    import shutil
+
+    import mlflow
+
+    from spanfirst.backbone import load_encoder
+    from spanfirst.serving.log_model import log_checkpoint_model
+    from spanfirst.serving.runtime_parity import RuntimeRefused
+
+    saved = saved_ner("span_first", tmp_path / "ner")
+    other = ckpt.copy_model(saved.path, tmp_path / "other")
+    encoder = load_encoder(str(other / "backbone"))
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(torch.randn_like(p))
+    encoder.save_pretrained(other / "backbone")
+    shutil.copy(export_encoder(ckpt.read(other), "onnx"), saved.path / "encoder.onnx")
+    before = sorted(p.name for p in saved.path.iterdir())
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    with mlflow.start_run() as run:
+        with pytest.raises(RuntimeRefused, match=r"runtime onnx refused: it moves dev strict_f1 from 0\.\d{4} "
+                                                 r"\(torch\) to 0\.\d{4} \(onnx\), \d+\.\d\d points, more than "
+                                                 r"serving.max_f1_change \(0\.50 points\)"):
+            log_checkpoint_model(saved.path, "ner", "refused-model", model_config={"runtime": "onnx"})
+    finished = mlflow.get_run(run.info.run_id)
+    assert finished.data.metrics["parity_dev_f1_torch"] > 0.005
+    assert "parity_dev_f1_onnx" in finished.data.metrics and not mlflow.search_logged_models(output_format="list")
+    assert not mlflow.MlflowClient().search_registered_models()
+    assert sorted(p.name for p in saved.path.iterdir()) == before

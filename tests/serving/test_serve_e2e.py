@@ -120,6 +120,54 @@ def test_register_never_demotes_the_champion(served):
     assert str(c.get_model_version_by_alias("serve-ner", "champion").version) == "1"
 
 
+def _registration_config(checkpoint: Path):
+    import yaml
+
+    from spanfirst.config import config_from_dict
+
+    return config_from_dict(yaml.safe_load((checkpoint / "config.yaml").read_text(encoding="utf-8")))
+
+
+def answers(client, texts: list[str]) -> list[dict]:
+    out = []
+    for lo in range(0, len(texts), NER_MAX_BATCH):
+        status, body = client.invoke({"inputs": texts[lo : lo + NER_MAX_BATCH]})
+        assert status == 200, body
+        out += body["predictions"]
+    return out
+
+
+def test_served_onnx_int8_model_answers_like_the_torch_one(served):
+    """Registered with --runtime onnx-int8: the int8 encoder ships in the model, registration
+    scored dev with both runtimes into the run, and the served answers are the torch server's
+    within quantisation's reach (entities that sit near the threshold may flip)."""
+    import mlflow
+
+    from spanfirst import tracking
+    from spanfirst.serving.register import register_checkpoint
+
+    reg = register_checkpoint(served.ner_ckpt, _registration_config(served.ner_ckpt), [], 0.5, "serve-ner-int8",
+                              served.uri, model_config={"runtime": "onnx-int8"})
+    metrics = tracking.client(served.uri).get_run(reg.run_id).data.metrics
+    assert abs(metrics["parity_dev_f1_onnx-int8"] - metrics["parity_dev_f1_torch"]) <= 0.005
+    assert 0 < metrics["parity_encoder_max_abs_diff_onnx-int8"] < 1.0
+    with tracking.use_uri(served.uri):
+        info = mlflow.models.get_model_info(reg.model_uri)
+    assert info.metadata["spanfirst_runtime"] == "onnx-int8"
+    texts = [r["text"] for r in read_jsonl(SAMPLE / "klue_ner_dev.jsonl")[:24]]
+    with ModelServer("models:/serve-ner-int8@champion", served.root / "int8-server.log",
+                     {"MLFLOW_TRACKING_URI": served.uri}) as int8:
+        got = answers(int8.client(), texts)
+    want = answers(served.ner_http, texts)
+    key = lambda e: (e["start"], e["end"], e["type"])  # noqa: E731
+    want_set = {(i, key(e)): e["score"] for i, row in enumerate(want) for e in row["entities"]}
+    got_set = {(i, key(e)): e["score"] for i, row in enumerate(got) for e in row["entities"]}
+    common = want_set.keys() & got_set.keys()
+    assert want_set and len(common) >= 0.9 * max(len(want_set), len(got_set))
+    assert max(abs(want_set[k] - got_set[k]) for k in common) < 0.05
+
+
+
 # -- NER over HTTP ---------------------------------------------------------------------------
 
 TEXTS = ["가수 김흥국이 왕십리에서 콘서트를 열었다.", "삼성전자는 2024년 1월 새 제품을 발표했다."]
