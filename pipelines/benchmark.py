@@ -4,6 +4,7 @@
 ``python pipelines/benchmark.py sweep``  (the quickstart sweep: wall time, per-trial start-up, CPU use)
 ``python pipelines/benchmark.py serve``  (mlflow models serve over HTTP: latency, throughput, NER and RE)
 ``python pipelines/benchmark.py faults``  (SIGKILLed trial processes and a lost node during real sweeps: what was lost, time to recover; docs/reliability.md)
+``python pipelines/benchmark.py serve-runtimes --checkpoints LABEL=DIR ...``  (one trained checkpoint served as torch, onnx and onnx-int8: dev F1, latency, throughput; the onnx extra)
 ``python pipelines/benchmark.py soak``  (mlflow models serve under concurrent valid and invalid requests: statuses, latency, memory)
 ``python pipelines/benchmark.py heads [--epochs 4]``  (NER heads side by side, 3 seeds; cost at base size)
 ``python pipelines/benchmark.py span-first [--epochs 4]``  (span-first step by step from the design's settings, 3 seeds)
@@ -37,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("suite", choices=["ner", "re", "sweep", "serve", "heads", "heads-wnut17", "span-first",
                                        "sweep-efficiency", "sweep-efficiency-ner", "soak", "faults", "train-speed",
-                                       "heads-klue", "re-klue", "re-klue-analysis", "sweep-klue", "e2e-conll04"])
+                                       "heads-klue", "re-klue", "re-klue-analysis", "sweep-klue", "e2e-conll04",
+                                       "serve-runtimes"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: 10; heads: 4)")
     ap.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -64,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="re-klue-analysis: write the table from the runs finished in --workdir, train nothing")
     ap.add_argument("--corpus", type=Path, default=None,
                     help="e2e-conll04: a folder with CoNLL04 in SpERT's JSON layout (conll04_{train,dev,test}.json)")
+    ap.add_argument("--checkpoints", nargs="+", default=None, metavar="LABEL=DIR",
+                    help="serve-runtimes: trained checkpoints (a real encoder's), each served as torch, onnx and "
+                         "onnx-int8")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="spanfirst-bench-") as tmp:
         work = args.workdir or Path(tmp)
@@ -149,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
             setup = E2eSetup(**({"seeds": tuple(args.seeds)} if args.seeds else {}),
                              **({"ner_epochs": args.epochs, "re_epochs": args.epochs} if args.epochs else {}))
             body = run_e2e(args.corpus.resolve(), work, setup)
+        elif args.suite == "serve-runtimes":
+            from benchmarks.serve_runtimes import run as run_runtimes
+
+            if not args.checkpoints or any("=" not in c for c in args.checkpoints):
+                raise SystemExit("serve-runtimes needs --checkpoints LABEL=CHECKPOINT_DIR [LABEL=DIR ...]")
+            body = run_runtimes([(c.split("=", 1)[0], Path(c.split("=", 1)[1])) for c in args.checkpoints], work)
         elif args.suite == "serve":
             from benchmarks.serve import run as run_serve_bench
 
