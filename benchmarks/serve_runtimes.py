@@ -124,13 +124,21 @@ def bench_model(label: str, checkpoint: Path, work: Path, uri: str) -> dict[str,
         single = timed(clients, frame, 1, SINGLE_REQUESTS, WARMUP)
         batched = timed(clients, frame, BATCH, BATCH_REQUESTS, WARMUP + SINGLE_REQUESTS)
     saved = ckpt.read(checkpoint)
+    trained = saved.metrics()  # the floor on the same dev rows: filtered dictionary (NER), type pair (RE)
+    floor = trained.get("dev_baseline_strict_f1", trained.get("dev_baseline_micro_f1", float("nan")))
     f1 = {"torch": metrics["onnx"]["parity_dev_f1_torch"],
           **{rt: metrics[rt][f"parity_dev_f1_{rt}"] for rt in RUNTIMES[1:]}}
-    return {"label": label, "task": saved.task, "backbone": Path(str(saved.cfg.model.backbone)).name,
-            "dev": Path(str(saved.cfg.data.dev)).name, "dev_limit": saved.cfg.data.max_dev_examples, "f1": f1,
+    return {"label": label, "task": saved.task, "backbone": _backbone_name(str(saved.cfg.model.backbone)),
+            "dev": Path(str(saved.cfg.data.dev)).name, "floor": floor, "dev_limit": saved.cfg.data.max_dev_examples, "f1": f1,
             "diff": {rt: metrics[rt][f"parity_encoder_max_abs_diff_{rt}"] for rt in RUNTIMES[1:]},
             "refused": {rt: bool(metrics[rt]["refused"]) for rt in RUNTIMES},
             "single": single, "batched": batched, "load": load, "chars": float(frame["text"].str.len().mean())}
+
+
+def _backbone_name(backbone: str) -> str:
+    """A hub name as is; a folder by its name (by its parent's when it is called ``model``)."""
+    path = Path(backbone)
+    return path.parent.name if path.name == "model" else path.name
 
 
 def settle(below: float = 1.0, at_most_s: float = 300.0) -> float:
@@ -147,7 +155,7 @@ def rows_for(r: dict[str, Any]) -> list[list[Any]]:
     s, b = r["single"], r["batched"]
     rows = []
     for rt in RUNTIMES:
-        rows.append([f"{r['label']}: {rt}{' (refused at 0.5 point)' if r['refused'][rt] else ''}", r["f1"][rt], ms(s[rt], 50), ms(s[rt], 50) / ms(s["torch"], 50),
+        rows.append([f"{r['label']}: {rt}{' (refused at 0.5 point)' if r['refused'][rt] else ''}", r["f1"][rt], r["floor"], ms(s[rt], 50), ms(s[rt], 50) / ms(s["torch"], 50),
                      ms(s[rt], 99), ms(s[rt], 99) / ms(s["torch"], 99), tput(b[rt]), tput(b[rt]) / tput(b["torch"]),
                      "" if rt == "torch" else f"{r['diff'][rt]:.1e}"])
     return rows
@@ -180,7 +188,7 @@ def run(checkpoints: list[tuple[str, Path]], work: Path) -> str:
         "only to be timed. Regenerate with `pip install -e '.[onnx]'` then "
         "`python pipelines/benchmark.py serve-runtimes --checkpoints LABEL=CHECKPOINT_DIR ... --workdir DIR`.",
         "",
-        table(["model: runtime", "dev F1", "p50, 1 row (ms)", "p50 ratio", "p99, 1 row (ms)", "p99 ratio",
+        table(["model: runtime", "dev F1", "floor", "p50, 1 row (ms)", "p50 ratio", "p99, 1 row (ms)", "p99 ratio",
                f"throughput, {BATCH} per request (rows/s)", "throughput ratio", "encoder max |diff|"],
               [row for r in results for row in rows_for(r)]),
     ])
