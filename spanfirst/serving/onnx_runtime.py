@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,19 +75,31 @@ def export_encoder(checkpoint: ckpt.Checkpoint, runtime: str) -> Path:
     big = sum(p.numel() * p.element_size() for p in encoder.parameters()) > _PROTO_LIMIT
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
     shapes = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq}}
-    with tempfile.TemporaryDirectory(prefix="spanfirst-onnx-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="spanfirst-onnx-") as tmp, _quiet("torch.onnx", ""):
         fp32 = out if runtime == "onnx" else Path(tmp) / "encoder.onnx"
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
         torch.onnx.export(_LastHidden(encoder).eval(), _example_inputs(encoder), str(fp32), dynamo=True,
                           input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
                           dynamic_shapes=shapes, external_data=big, verbose=False)
         if runtime == "onnx-int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
             quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True,
                              use_external_data_format=big)
     return out
+
+
+@contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """The exporters' info and warning lines (the root logger's too: the quantiser's pre-processing
+    hint) held back for the block, the levels restored after."""
+    saved = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
 
 
 class OnnxEncoder(nn.Module):
