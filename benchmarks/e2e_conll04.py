@@ -30,7 +30,7 @@ import numpy as np
 from benchmarks.heads import mean_spread
 from benchmarks.heads_wnut import MINILM_MISSING, minilm_path
 from benchmarks.ner import reuse_or_train
-from benchmarks.report import table
+from benchmarks.report import settle, table
 from benchmarks.spert_json import to_doccano
 from spanfirst.config import apply_overrides, load_config
 
@@ -218,13 +218,6 @@ def run(corpus: Path, work: Path, setup: Setup = Setup()) -> str:
     return report(rows, floor, parts, lat, setup, load_train, load_latency, texts)
 
 
-def settle(below: float = 1.0, at_most_s: float = 300.0) -> float:
-    """Wait (at most ``at_most_s``) for the 1-minute load average to fall under ``below`` after the
-    training and scoring runs, so the timings start on a quiet machine; the load average then."""
-    deadline = time.monotonic() + at_most_s
-    while os.getloadavg()[0] >= below and time.monotonic() < deadline:
-        time.sleep(5)
-    return os.getloadavg()[0]
 
 
 def _texts(path: Path) -> list[str]:

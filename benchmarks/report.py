@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from pathlib import Path
 
 
@@ -23,3 +25,11 @@ def table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+def settle(below: float = 1.0, at_most_s: float = 300.0) -> float:
+    """Wait (at most ``at_most_s``) for the 1-minute load average to fall under ``below`` after the
+    training and scoring runs, so the timings start on a quiet machine; the load average then."""
+    deadline = time.monotonic() + at_most_s
+    while os.getloadavg()[0] >= below and time.monotonic() < deadline:
+        time.sleep(5)
+    return os.getloadavg()[0]

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks.report import table
+from benchmarks.report import settle, table
+from benchmarks.serve import payload
 
 RUNTIMES = ("torch", "onnx", "onnx-int8")
 SINGLE_REQUESTS = 120
@@ -84,16 +85,11 @@ def dev_requests(checkpoint: Path) -> pd.DataFrame:
                          for ex in read.examples])
 
 
-def payload(frame: pd.DataFrame) -> str:
-    split = json.loads(frame.to_json(orient="split", index=False, force_ascii=False))
-    return json.dumps({"dataframe_split": {"columns": split["columns"], "data": split["data"]}}, ensure_ascii=False)
-
-
 def timed(clients: dict[str, Any], frame: pd.DataFrame, rows: int, requests: int, offset: int) -> dict[str, np.ndarray]:
     """Seconds per request for each runtime: blocks of ``BLOCK`` requests, runtimes taking turns."""
     out: dict[str, list[float]] = {rt: [] for rt in clients}
     for lo in range(0, requests, BLOCK):
-        bodies = [payload(frame.iloc[offset + k * rows : offset + (k + 1) * rows].reset_index(drop=True))
+        bodies = [json.dumps(payload(frame.iloc[offset + k * rows : offset + (k + 1) * rows].reset_index(drop=True)), ensure_ascii=False)
                   for k in range(lo, min(lo + BLOCK, requests))]
         for rt, client in clients.items():
             for body in bodies:
@@ -141,12 +137,6 @@ def _backbone_name(backbone: str) -> str:
     return path.parent.name if path.name == "model" else path.name
 
 
-def settle(below: float = 1.0, at_most_s: float = 300.0) -> float:
-    """Wait (at most ``at_most_s``) for the 1-minute load average to fall under ``below``; the load then."""
-    deadline = time.monotonic() + at_most_s
-    while os.getloadavg()[0] >= below and time.monotonic() < deadline:
-        time.sleep(5)
-    return os.getloadavg()[0]
 
 
 def rows_for(r: dict[str, Any]) -> list[list[Any]]:
