@@ -5,8 +5,8 @@ The two checkpoints are logged as the ``ner`` and ``re`` artifacts; nothing is p
 ``text`` column, as for NER. Output per row: ``text``, ``entities`` (``start``, ``end``, ``type``,
 ``score``, ``text``; character offsets, end exclusive) and ``relations`` (``subject`` and ``object``
 index ``entities``; ``label``, ``score``). Params: ``relations`` (false: entities only) and
-``min_relation_score``. The NER limits apply (rows, characters per text; a bad request is a 400
-naming the field).
+``min_relation_score``. The NER limits apply (rows, characters per text, request bytes; a bad
+request is a 400 naming the field).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 
+from spanfirst.serving import request_guard
 from spanfirst.serving.inputs import BadRequest, as_frame, check_text_lengths, kind
 from spanfirst.serving.settings import ServingSettings
 
@@ -74,7 +75,8 @@ class ComposedModel(PythonModel):
         from spanfirst.ner.predictor import NerPredictor
         from spanfirst.re.predictor import RePredictor
 
-        settings = ServingSettings.from_config(getattr(context, "model_config", None))
+        self.settings = settings = ServingSettings.from_config(getattr(context, "model_config", None))
+        request_guard.install()
         self.batch_size, self.max_batch_size = settings.batch_size, settings.max_batch_size
         self.max_text_chars = settings.max_text_chars
         ner = NerPredictor.from_checkpoint(ckpt.read(Path(context.artifacts["ner"]), task="ner"), settings.device)

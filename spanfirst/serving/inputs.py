@@ -38,8 +38,12 @@ def check_batch(frame: pd.DataFrame, columns: Sequence[str], max_batch_size: int
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise BadRequest(f"missing field(s) {missing}; a request needs {list(columns)}")
-    if len(frame) > max_batch_size:
-        raise BadRequest(f"the request holds {len(frame)} rows; at most {max_batch_size} rows per request "
+    check_row_count(len(frame), max_batch_size)
+
+
+def check_row_count(rows: int, max_batch_size: int) -> None:
+    if rows > max_batch_size:
+        raise BadRequest(f"the request holds {rows:,} rows; at most {max_batch_size} rows per request "
                          "(the model's max_batch_size)")
 
 
@@ -51,6 +55,11 @@ def check_text_lengths(frame: pd.DataFrame, max_chars: int) -> None:
     values = frame["text"].tolist()
     if len(values) == 1 and isinstance(values[0], (list, tuple, np.ndarray)):  # {"inputs": [...]}: one row, a list
         values = list(values[0])
+    check_texts(values, max_chars)
+
+
+def check_texts(values: Sequence[Any], max_chars: int) -> None:
+    """Every string in ``values`` (row ``i`` at index ``i``) at most ``max_chars`` characters."""
     for row, value in enumerate(values):
         if isinstance(value, str) and len(value) > max_chars:
             raise BadRequest(f"field 'text' of row {row} has {len(value):,} characters; at most {max_chars:,} per "

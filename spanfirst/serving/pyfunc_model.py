@@ -11,7 +11,8 @@ exclusive). Output: one row per input row: ``entities`` (NER: ``start``, ``end``
 ``score``, ``text``), or ``label``, ``score`` and ``probs`` (RE: every label's probability, keys
 in the checkpoint's label order). A bad request raises MLflow's ``INVALID_PARAMETER_VALUE``
 (HTTP 400) naming the field. ``model_config`` (:mod:`spanfirst.serving.settings`): at most
-``max_batch_size`` rows per call and ``max_text_chars`` characters per text, ``batch_size`` rows
+``max_batch_size`` rows per call, ``max_text_chars`` characters per text and ``max_request_bytes``
+per request body (checked before MLflow parses it: :mod:`spanfirst.serving.request_guard`), ``batch_size`` rows
 per forward pass, on ``device``, the encoder run by ``runtime`` (the checkpoint holds the ONNX
 file of an ``onnx`` / ``onnx-int8`` registration). A
 GLiNER-style NER model takes the entity types to look for as the ``types`` param.
@@ -29,6 +30,7 @@ from mlflow.pyfunc import PythonModel
 
 from spanfirst import checkpoint as ckpt
 from spanfirst.serving.inputs import BadRequest, as_frame, check_text_lengths
+from spanfirst.serving import request_guard
 from spanfirst.serving.onnx_runtime import use_runtime
 from spanfirst.serving.settings import ServingSettings
 from spanfirst.tasks import get_task
@@ -39,7 +41,8 @@ class SpanfirstModel(PythonModel):
 
     def load_context(self, context) -> None:  # noqa: ANN001 (mlflow's PythonModelContext)
         checkpoint = ckpt.read(Path(context.artifacts["checkpoint"]))
-        settings = ServingSettings.from_config(getattr(context, "model_config", None))
+        self.settings = settings = ServingSettings.from_config(getattr(context, "model_config", None))
+        request_guard.install()
         self.batch_size, self.max_batch_size, device = settings.batch_size, settings.max_batch_size, settings.device
         self.max_text_chars = settings.max_text_chars
         self.task = checkpoint.task

@@ -1,5 +1,5 @@
 """The serving model's ``model_config``: rows per forward pass, the most rows per request, the
-longest text, device, runtime (``torch``, ``onnx``, ``onnx-int8``: :mod:`spanfirst.serving.onnx_runtime`).
+longest text, the largest request body (:mod:`spanfirst.serving.request_guard`), device, runtime (``torch``, ``onnx``, ``onnx-int8``: :mod:`spanfirst.serving.onnx_runtime`).
 
 Set at log time (``log_checkpoint_model(..., model_config=...)``, ``train.py --max-batch-size``);
 overridable when the model is loaded, with MLflow's own ``MLFLOW_PYFUNC_INFERENCE_CONFIG``
@@ -17,9 +17,11 @@ from typing import Any
 ENV_OVERRIDES = "MLFLOW_PYFUNC_INFERENCE_CONFIG"
 
 # max_text_chars: 100,000 characters is some 30 pages; one such text takes seconds on a GPU and
-# far longer on a CPU worker, and a request holds up to max_batch_size of them
-DEFAULT_CONFIG: dict[str, Any] = {"batch_size": 32, "max_batch_size": 256, "max_text_chars": 100_000, "device": "cpu",
-                                  "runtime": "torch"}
+# far longer on a CPU worker, and a request holds up to max_batch_size of them.
+# max_request_bytes: the body of one request; 10 MB holds 256 ordinary rows many times over and some
+# 30 texts of max_text_chars Korean characters (3 bytes each in UTF-8)
+DEFAULT_CONFIG: dict[str, Any] = {"batch_size": 32, "max_batch_size": 256, "max_text_chars": 100_000,
+                                  "max_request_bytes": 10_000_000, "device": "cpu", "runtime": "torch"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class ServingSettings:
     device: str
     max_text_chars: int = DEFAULT_CONFIG["max_text_chars"]
     runtime: str = "torch"
+    max_request_bytes: int = DEFAULT_CONFIG["max_request_bytes"]
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | None) -> "ServingSettings":
@@ -41,7 +44,7 @@ class ServingSettings:
         if merged["runtime"] not in RUNTIMES:
             raise ValueError(f"model_config 'runtime' must be one of {list(RUNTIMES)}, got {merged['runtime']!r}")
         return cls(_positive_int(merged, "batch_size"), _positive_int(merged, "max_batch_size"), device,
-                   _positive_int(merged, "max_text_chars"), merged["runtime"])
+                   _positive_int(merged, "max_text_chars"), merged["runtime"], _positive_int(merged, "max_request_bytes"))
 
 
 def _positive_int(config: dict[str, Any], key: str) -> int:

@@ -20,6 +20,7 @@ CONFIGS = REPO / "spanfirst" / "configs"
 SAMPLE = REPO / "spanfirst" / "resources" / "sample"
 NER_MAX_BATCH = 8  # set at registration (train.py --max-batch-size)
 RE_MAX_BATCH = 4  # set when serving (MLFLOW_PYFUNC_INFERENCE_CONFIG)
+RE_MAX_BYTES = 50_000  # the same
 MAX_LENGTH = 64
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,8 @@ def served(tmp_path_factory):
     env = {"MLFLOW_TRACKING_URI": uri}
     ner = ModelServer("models:/serve-ner@champion", root / "ner-server.log", env)
     re_ = ModelServer("models:/serve-re@champion", root / "re-server.log",
-                      {**env, "MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps({"max_batch_size": RE_MAX_BATCH})})
+                      {**env, "MLFLOW_PYFUNC_INFERENCE_CONFIG": json.dumps({"max_batch_size": RE_MAX_BATCH,
+                                                                            "max_request_bytes": RE_MAX_BYTES})})
     try:
         ner.start(), re_.start()
         ner.wait_ready(), re_.wait_ready()
@@ -324,6 +326,21 @@ def test_bad_re_requests_get_a_400_naming_the_field(served, payload, names):
     assert status == 400, body
     assert isinstance(body, dict) and names in body["message"] and "stack_trace" not in body
     assert served.re.alive()
+    status, body = served.re_http.invoke({"inputs": RECORDS})
+    assert status == 200 and len(body["predictions"]) == 2
+
+
+def test_oversized_requests_are_refused_before_mlflow_parses_them(served):
+    """The request guard answers first: a body over max_request_bytes is a 413, and a request with
+    too many rows is refused for its rows even though a column is missing too (MLflow's schema
+    check would have answered first); the server keeps answering valid requests."""
+    status, body = served.re_http.invoke({"dataframe_records": [{**RECORDS[0], "text": "가" * RE_MAX_BYTES}]})
+    assert status == 413 and "max_request_bytes" in body["message"] and f"{RE_MAX_BYTES:,}" in body["message"], body
+    no_object_type = [{k: v for k, v in RECORDS[0].items() if k != "object_type"}] * (RE_MAX_BATCH + 1)
+    status, body = served.re_http.invoke({"dataframe_records": no_object_type})
+    assert status == 400 and f"at most {RE_MAX_BATCH} rows per request" in body["message"], body
+    status, body = served.re_http.invoke({"dataframe_records": no_object_type[:1]})
+    assert status == 400 and "object_type" in body["message"], body  # within the limits: MLflow's check, as before
     status, body = served.re_http.invoke({"inputs": RECORDS})
     assert status == 200 and len(body["predictions"]) == 2
 
