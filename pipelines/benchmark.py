@@ -5,6 +5,7 @@
 ``python pipelines/benchmark.py serve``  (mlflow models serve over HTTP: latency, throughput, NER and RE)
 ``python pipelines/benchmark.py faults``  (SIGKILLed trial processes and a lost node during real sweeps: what was lost, time to recover; docs/reliability.md)
 ``python pipelines/benchmark.py serve-runtimes --checkpoints LABEL=DIR ...``  (one trained checkpoint served as torch, onnx and onnx-int8: dev F1, latency, throughput; the onnx extra)
+``python pipelines/benchmark.py serve-workers --checkpoints LABEL=DIR ...``  (mlflow models serve workers x torch threads on the CPU: throughput, latency, memory)
 ``python pipelines/benchmark.py soak``  (mlflow models serve under concurrent valid and invalid requests: statuses, latency, memory)
 ``python pipelines/benchmark.py heads [--epochs 4]``  (NER heads side by side, 3 seeds; cost at base size)
 ``python pipelines/benchmark.py span-first [--epochs 4]``  (span-first step by step from the design's settings, 3 seeds)
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("suite", choices=["ner", "re", "sweep", "serve", "heads", "heads-wnut17", "span-first",
                                        "sweep-efficiency", "sweep-efficiency-ner", "soak", "faults", "train-speed",
                                        "heads-klue", "re-klue", "re-klue-analysis", "sweep-klue", "e2e-conll04",
-                                       "serve-runtimes"])
+                                       "serve-runtimes", "serve-workers"])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: 10; heads: 4)")
     ap.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
@@ -63,12 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heads", nargs="+", default=None,
                     help="heads-klue: only these heads (labels of benchmarks/heads_klue.py's HEADS; default: all)")
     ap.add_argument("--finished-only", action="store_true",
-                    help="re-klue-analysis: write the table from the runs finished in --workdir, train nothing")
+                    help="re-klue, re-klue-analysis: write the table from the runs finished in --workdir, train nothing")
     ap.add_argument("--corpus", type=Path, default=None,
                     help="e2e-conll04: a folder with CoNLL04 in SpERT's JSON layout (conll04_{train,dev,test}.json)")
     ap.add_argument("--checkpoints", nargs="+", default=None, metavar="LABEL=DIR",
-                    help="serve-runtimes: trained checkpoints (a real encoder's), each served as torch, onnx and "
-                         "onnx-int8")
+                    help="serve-runtimes, serve-workers: trained checkpoints (a real encoder's); serve-runtimes "
+                         "serves each as torch, onnx and onnx-int8, serve-workers as torch in several worker layouts")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="spanfirst-bench-") as tmp:
         work = args.workdir or Path(tmp)
@@ -135,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.suite == "re-klue":
             from benchmarks.re_klue import run as run_re_klue
 
-            body = run_re_klue(args.data.resolve(), work, args.encoder, **({"epochs": args.epochs} if args.epochs else {}))
+            body = run_re_klue(args.data.resolve(), work, args.encoder, **({"epochs": args.epochs} if args.epochs else {}),
+                               finished_only=args.finished_only)
         elif args.suite == "re-klue-analysis":
             from benchmarks.re_klue import analysis
 
@@ -154,12 +156,14 @@ def main(argv: list[str] | None = None) -> int:
             setup = E2eSetup(**({"seeds": tuple(args.seeds)} if args.seeds else {}),
                              **({"ner_epochs": args.epochs, "re_epochs": args.epochs} if args.epochs else {}))
             body = run_e2e(args.corpus.resolve(), work, setup)
-        elif args.suite == "serve-runtimes":
+        elif args.suite in ("serve-runtimes", "serve-workers"):
             from benchmarks.serve_runtimes import run as run_runtimes
+            from benchmarks.serve_workers import run as run_workers
 
             if not args.checkpoints or any("=" not in c for c in args.checkpoints):
-                raise SystemExit("serve-runtimes needs --checkpoints LABEL=CHECKPOINT_DIR [LABEL=DIR ...]")
-            body = run_runtimes([(c.split("=", 1)[0], Path(c.split("=", 1)[1])) for c in args.checkpoints], work)
+                raise SystemExit(f"{args.suite} needs --checkpoints LABEL=CHECKPOINT_DIR [LABEL=DIR ...]")
+            checkpoints = [(c.split("=", 1)[0], Path(c.split("=", 1)[1])) for c in args.checkpoints]
+            body = (run_runtimes if args.suite == "serve-runtimes" else run_workers)(checkpoints, work)
         elif args.suite == "serve":
             from benchmarks.serve import run as run_serve_bench
 
