@@ -14,8 +14,10 @@ no second parse. Requests to models without spanfirst settings pass through unto
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 from typing import Any
 
 from spanfirst.serving.inputs import BadRequest, check_row_count, check_texts
@@ -23,6 +25,7 @@ from spanfirst.serving.settings import ServingSettings
 
 _log = logging.getLogger(__name__)
 FORMATS = ("dataframe_split", "dataframe_records", "inputs", "instances")
+DISABLE = "SPANFIRST_REQUEST_GUARD"
 
 
 def rows_and_texts(body: Any) -> tuple[int, list[Any]] | None:
@@ -88,7 +91,10 @@ def _settings_of(model: Any) -> ServingSettings | None:
 
 
 def install() -> None:
-    """Wrap ``mlflow.pyfunc.scoring_server.invocations`` with the checks above (once per process)."""
+    """Wrap ``mlflow.pyfunc.scoring_server.invocations`` with the checks above (once per process;
+    not at all with ``SPANFIRST_REQUEST_GUARD=0``, which leaves every check to the model)."""
+    if os.environ.get(DISABLE, "1").strip() == "0":
+        return
     try:
         from mlflow.exceptions import MlflowException
         from mlflow.pyfunc import scoring_server
@@ -100,6 +106,7 @@ def install() -> None:
             _log.warning("mlflow.pyfunc.scoring_server has no 'invocations': requests are checked by the model only")
         return
 
+    @functools.wraps(original)
     def invocations(data: Any, content_type: str, model: Any, input_schema: Any) -> Any:
         settings = _settings_of(model)
         if settings is not None and isinstance(data, (bytes, str)):

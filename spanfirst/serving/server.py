@@ -24,17 +24,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve_command(model_uri: str, port: int, host: str = "127.0.0.1") -> list[str]:
+def serve_command(model_uri: str, port: int, host: str = "127.0.0.1", workers: int = 1) -> list[str]:
     return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
-            "-h", host, "-p", str(port)]
+            "-h", host, "-p", str(port), *(["-w", str(workers)] if workers != 1 else [])]
 
 
 class ModelServer:
-    """Start ``mlflow models serve`` for ``model_uri``, wait until ``/ping`` answers, stop it on exit."""
+    """Start ``mlflow models serve`` for ``model_uri`` (``workers`` uvicorn processes), wait until
+    ``/ping`` answers, stop it on exit."""
 
     def __init__(self, model_uri: str, log_path: str | Path, env: dict[str, str] | None = None,
-                 startup_timeout: float = 300.0) -> None:
+                 startup_timeout: float = 300.0, workers: int = 1) -> None:
         self.model_uri, self.log_path, self.startup_timeout = model_uri, Path(log_path), startup_timeout
+        self.workers = workers
         self.env = {**os.environ, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false", **(env or {})}
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
@@ -42,7 +44,7 @@ class ModelServer:
     def start(self) -> "ModelServer":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("w") as log:
-            self.proc = subprocess.Popen(serve_command(self.model_uri, self.port), stdout=log, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(serve_command(self.model_uri, self.port, workers=self.workers), stdout=log, stderr=subprocess.STDOUT,
                                          env=self.env, start_new_session=True)
         return self
 

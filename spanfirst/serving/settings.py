@@ -18,10 +18,10 @@ ENV_OVERRIDES = "MLFLOW_PYFUNC_INFERENCE_CONFIG"
 
 # max_text_chars: 100,000 characters is some 30 pages; one such text takes seconds on a GPU and
 # far longer on a CPU worker, and a request holds up to max_batch_size of them.
-# max_request_bytes: the body of one request; 10 MB holds 256 ordinary rows many times over and some
-# 30 texts of max_text_chars Korean characters (3 bytes each in UTF-8)
+# max_request_bytes: the body of one request (gRPC's default message size): 256 rows of some 5,000
+# Korean characters (3 bytes each in UTF-8), or ten texts of max_text_chars
 DEFAULT_CONFIG: dict[str, Any] = {"batch_size": 32, "max_batch_size": 256, "max_text_chars": 100_000,
-                                  "max_request_bytes": 10_000_000, "device": "cpu", "runtime": "torch"}
+                                  "max_request_bytes": 4_000_000, "device": "cpu", "runtime": "torch"}
 
 
 @dataclass(frozen=True)

@@ -49,3 +49,21 @@ def test_check_body_hands_on_a_parsed_object_and_leaves_the_rest_to_mlflow():
     assert check_body(b"text\na\n", "text/csv", SETTINGS) is None  # bytes checked, CSV parsed by MLflow
     with pytest.raises(TooLarge):
         check_body(b"text\n" + b"a" * 3_000, "text/csv", SETTINGS)
+
+
+def test_install_wraps_mlflow_s_invocations_once_and_not_when_switched_off(monkeypatch):
+    from mlflow.pyfunc import scoring_server
+
+    from spanfirst.serving import request_guard
+
+    original = getattr(scoring_server.invocations, "__wrapped__", scoring_server.invocations)  # a model loaded earlier
+    monkeypatch.setattr(scoring_server, "invocations", original)
+    monkeypatch.setenv(request_guard.DISABLE, "0")
+    request_guard.install()
+    assert scoring_server.invocations is original
+    monkeypatch.delenv(request_guard.DISABLE)
+    request_guard.install()
+    guarded = scoring_server.invocations
+    assert guarded is not original and guarded.spanfirst_guard
+    request_guard.install()
+    assert scoring_server.invocations is guarded  # not wrapped twice
