@@ -25,7 +25,7 @@ import pandas as pd
 from benchmarks.report import settle, table
 from benchmarks.serve import payload
 from benchmarks.serve_runtimes import dev_requests, register
-from benchmarks.soak import tree_rss
+from benchmarks.soak import run_clients, tree_rss
 
 CLIENTS = 4
 SINGLE_REQUESTS = 160
@@ -64,13 +64,7 @@ def hammer(port: int, bodies: list[str], clients: int) -> tuple[float, np.ndarra
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - t0, np.array(latencies)
+    return run_clients(client, clients), np.array(latencies)
 
 
 def bodies(frame: pd.DataFrame, rows: int, requests: int, offset: int) -> list[str]:

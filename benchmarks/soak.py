@@ -124,6 +124,17 @@ def post(port: int, case: Case, timeout: float = 120.0) -> int:
         conn.close()
 
 
+def run_clients(client: Any, clients: int) -> float:
+    """Run ``client`` in ``clients`` threads at once; the wall seconds until all are done."""
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - started
+
+
 def soak(server: Any, mix: list[Case], requests: int = REQUESTS, clients: int = CLIENTS,
          time_limit_s: float = TIME_LIMIT_S, warmup: int = WARMUP) -> dict[str, Any]:
     """Hit a running :class:`~spanfirst.serving.server.ModelServer` with ``mix``, round robin, from
@@ -150,13 +161,7 @@ def soak(server: Any, mix: list[Case], requests: int = REQUESTS, clients: int = 
                 status = 0  # no answer at all
             tally.add(case, status, time.perf_counter() - t0)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - started
+    wall = run_clients(client, clients)
     return {"tally": tally, "rss_before": rss_before, "rss_after": tree_rss(server.proc.pid), "wall": wall,
             "sent": sum(sum(c.values()) for c in tally.statuses.values()), "mix": mix, "alive": server.alive()}
 
