@@ -52,7 +52,7 @@ class Setup:
     test_size: int = 1000  # sentences of klue-ner-train.tsv held back as the test split
     split_seed: int = 0
     epochs: int = 4
-    lr_grid: tuple[float, ...] = (5e-5, 1e-4, 2e-4)  # train.lr_backbone; the sweep trains each for sweep_epochs
+    lr_grid: tuple[float, ...] = (5e-5, 1e-4, 2e-4, 4e-4)  # train.lr_backbone; the sweep trains each for sweep_epochs
     sweep_epochs: int = 2
     lr_heads: float = 1e-3
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -98,7 +98,7 @@ def seeded_runs(cfg: NerRunConfig, out: Path, label: str, head: str, overrides: 
     runs = []
     for seed in setup.seeds:
         run_cfg = apply_overrides(cfg, {**overrides, "model.head": head, "train.seed": seed, "train.lr_backbone": lr,
-                                        "train.output_dir": str(out / f"{slug}-seed{seed}")})
+                                        "train.output_dir": str(out / f"{slug}-lr{lr:g}-seed{seed}")})
         res = reuse_or_train(run_cfg)
         best = res.best_metrics
         test, test_report = evaluate_checkpoint(res.best_dir, test_file, Path(res.best_dir) / "test")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import math
 import os
 import statistics
 from dataclasses import dataclass
@@ -84,26 +85,45 @@ def base_config(data_dir: Path, out: Path, setup: Setup) -> NerRunConfig:
 def tune_lr(cfg: NerRunConfig, work: Path, label: str, head: str, overrides: dict[str, Any],
             setup: Setup, tag: str = "wnut17") -> tuple[float, list[tuple[float, float]]]:
     """The platform's sweep over ``setup.lr_grid`` (``setup.sweep_epochs`` each) for one head:
-    (best lr, [(lr, dev F1)]). ``tag`` names the MLflow experiment and model."""
+    (best lr, [(lr, dev F1)]). ``tag`` names the MLflow experiment and model. Grid points scored by a
+    sweep finished in ``work`` before are reused; a new sweep (in its own folder) trains only the
+    missing ones, so widening the grid costs only the new points."""
     work.mkdir(parents=True, exist_ok=True)
     base = work / "base.yaml"
     base.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8")
-    space = work / "lr.yaml"
-    space.write_text(yaml.safe_dump({
-        "base": str(base),
-        "scheduler": {"type": "none", "max_epochs": setup.sweep_epochs},
-        "search": {"algorithm": "random", "num_samples": 1, "max_concurrent": 1, "seed": 0},
-        "trial": {"workers": 1, "cpus_per_worker": 2},
-        "mlflow": {"experiment": f"bench-{tag}-lr-{head}", "registered_model": f"bench-{tag}-{head}"},
-        "overrides": {"model.head": head, **overrides},
-        "space": {"train.lr_backbone": {"grid": list(setup.lr_grid)}},
-    }, sort_keys=False), encoding="utf-8")
-    done = next(work.glob("runs/lr-*/trials.csv"), None)
-    rows = list(csv.DictReader(done.open(encoding="utf-8"))) if done else timed_sweep(work, space=space)["rows"]
-    scores = sorted((float(r["train.lr_backbone"]), float(r["score"] or 0.0)) for r in rows)
+    scored = finished_lr_scores(work)
+    missing = [lr for lr in setup.lr_grid if matching(lr, scored) is None]
+    if missing:
+        sweep_dir = work / ("more-" + "-".join(f"{lr:g}" for lr in missing)) if scored else work
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        space = sweep_dir / "lr.yaml"
+        space.write_text(yaml.safe_dump({
+            "base": str(base),
+            "scheduler": {"type": "none", "max_epochs": setup.sweep_epochs},
+            "search": {"algorithm": "random", "num_samples": 1, "max_concurrent": 1, "seed": 0},
+            "trial": {"workers": 1, "cpus_per_worker": 2},
+            "mlflow": {"experiment": f"bench-{tag}-lr-{head}", "registered_model": f"bench-{tag}-{head}"},
+            "overrides": {"model.head": head, **overrides},
+            "space": {"train.lr_backbone": {"grid": missing}},
+        }, sort_keys=False), encoding="utf-8")
+        for r in timed_sweep(sweep_dir, space=space)["rows"]:
+            scored[float(r["train.lr_backbone"])] = float(r["score"] or 0.0)
+    scores = sorted((lr, scored[matching(lr, scored)]) for lr in setup.lr_grid)
     best = max(scores, key=lambda x: x[1])[0]
     print(f"[heads-{tag}] {label}: lr sweep {scores} -> {best:g}", flush=True)
     return best, scores
+
+
+def finished_lr_scores(work: Path) -> dict[float, float]:
+    """lr -> dev score of every trial of the lr sweeps finished under ``work``."""
+    return {float(r["train.lr_backbone"]): float(r["score"] or 0.0)
+            for done in sorted(work.glob("**/runs/lr-*/trials.csv"))
+            for r in csv.DictReader(done.open(encoding="utf-8"))}
+
+
+def matching(lr: float, scored: dict[float, float]) -> float | None:
+    """The key of ``scored`` equal to ``lr`` up to float formatting, or None."""
+    return next((x for x in scored if math.isclose(x, lr, rel_tol=1e-9)), None)
 
 
 def run(data_dir: Path, out: Path, setup: Setup = Setup()) -> str:
