@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import math
 import os
 import statistics
 from dataclasses import dataclass
@@ -92,7 +91,7 @@ def tune_lr(cfg: NerRunConfig, work: Path, label: str, head: str, overrides: dic
     base = work / "base.yaml"
     base.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8")
     scored = finished_lr_scores(work)
-    missing = [lr for lr in setup.lr_grid if matching(lr, scored) is None]
+    missing = [lr for lr in setup.lr_grid if lr not in scored]
     if missing:
         sweep_dir = work / ("more-" + "-".join(f"{lr:g}" for lr in missing)) if scored else work
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -108,22 +107,18 @@ def tune_lr(cfg: NerRunConfig, work: Path, label: str, head: str, overrides: dic
         }, sort_keys=False), encoding="utf-8")
         for r in timed_sweep(sweep_dir, space=space)["rows"]:
             scored[float(r["train.lr_backbone"])] = float(r["score"] or 0.0)
-    scores = sorted((lr, scored[matching(lr, scored)]) for lr in setup.lr_grid)
+    scores = sorted((lr, scored[lr]) for lr in setup.lr_grid)
     best = max(scores, key=lambda x: x[1])[0]
     print(f"[heads-{tag}] {label}: lr sweep {scores} -> {best:g}", flush=True)
     return best, scores
 
 
 def finished_lr_scores(work: Path) -> dict[float, float]:
-    """lr -> dev score of every trial of the lr sweeps finished under ``work``."""
+    """lr -> dev score of every trial of the lr sweeps finished under ``work`` (trials.csv writes each lr
+    as repr, so it reads back equal to the grid's float)."""
     return {float(r["train.lr_backbone"]): float(r["score"] or 0.0)
             for done in sorted(work.glob("**/runs/lr-*/trials.csv"))
             for r in csv.DictReader(done.open(encoding="utf-8"))}
-
-
-def matching(lr: float, scored: dict[float, float]) -> float | None:
-    """The key of ``scored`` equal to ``lr`` up to float formatting, or None."""
-    return next((x for x in scored if math.isclose(x, lr, rel_tol=1e-9)), None)
 
 
 def run(data_dir: Path, out: Path, setup: Setup = Setup()) -> str:
